@@ -1,0 +1,122 @@
+"""The methods multiverse knows: their images, Dockerfiles, modalities and parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multiverse import __version__
+from multiverse_methods.params import (
+    CoboltParams,
+    MethodParams,
+    MofaParams,
+    MowgliParams,
+    MultiviParams,
+    PcaParams,
+)
+
+IMAGE_PREFIX = "multiverse"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image multiverse builds: ``docker/<name>.Dockerfile`` + ``docker/requirements-<name>.txt``."""
+
+    name: str
+    #: The image it is built on: another ImageSpec's name, or None for the Python base image.
+    base: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return f"{IMAGE_PREFIX}/{self.name}:{__version__}"
+
+    @property
+    def dockerfile(self) -> str:
+        return f"docker/{self.name}.Dockerfile"
+
+    @property
+    def requirements(self) -> str:
+        return f"docker/requirements-{self.name}.txt"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A method: what it is, which image runs it, which modalities it accepts."""
+
+    name: str
+    summary: str
+    params: type[MethodParams]
+    image: ImageSpec
+    #: Modality kinds the method can model.
+    accepts: frozenset[str] = frozenset({"rna", "atac", "adt"})
+    #: The method integrates several modalities and needs at least this many.
+    min_modalities: int = 1
+
+    def check_modalities(self, kinds: dict[str, str]) -> str | None:
+        """Why this method cannot run on modalities of these kinds, or None if it can."""
+        refused = sorted(f"{name} ({kind})" for name, kind in kinds.items() if kind not in self.accepts)
+        if refused:
+            return (
+                f"{self.name} does not model {', '.join(refused)}; "
+                f"it accepts {', '.join(sorted(self.accepts))}"
+            )
+        if len(kinds) < self.min_modalities:
+            return f"{self.name} needs at least {self.min_modalities} modalities, the input has {len(kinds)}"
+        return None
+
+
+SCVERSE_BASE = ImageSpec("scverse-base")
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "pca",
+            "PCA of per-modality normalised, balanced features (scanpy); the baseline.",
+            PcaParams,
+            ImageSpec("pca", base="scverse-base"),
+        ),
+        ModelSpec(
+            "mofa",
+            "MOFA+ factor analysis with per-modality likelihoods (mofapy2).",
+            MofaParams,
+            ImageSpec("mofa", base="scverse-base"),
+        ),
+        ModelSpec(
+            "multivi",
+            "MultiVI deep generative model of paired counts (scvi-tools, CPU torch).",
+            MultiviParams,
+            ImageSpec("multivi", base="scverse-base"),
+        ),
+        ModelSpec(
+            "mowgli",
+            "Mowgli integrative NMF with optimal transport (mowgli, torch<2 stack).",
+            MowgliParams,
+            ImageSpec("mowgli"),
+        ),
+        ModelSpec(
+            "cobolt",
+            "Cobolt multimodal topic model (Gong et al. 2021), reimplemented in PyTorch.",
+            CoboltParams,
+            ImageSpec("cobolt", base="scverse-base"),
+        ),
+    )
+}
+
+IMAGES: dict[str, ImageSpec] = {SCVERSE_BASE.name: SCVERSE_BASE} | {
+    spec.image.name: spec.image for spec in MODELS.values()
+}
+
+
+def images_for(models: list[ModelSpec]) -> list[ImageSpec]:
+    """The images these models need, bases before the images built on them."""
+    ordered: list[ImageSpec] = []
+
+    def add(image: ImageSpec) -> None:
+        if image.base:
+            add(IMAGES[image.base])
+        if image not in ordered:
+            ordered.append(image)
+
+    for model in models:
+        add(model.image)
+    return ordered

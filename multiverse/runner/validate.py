@@ -1,0 +1,75 @@
+"""Check a model's output folder by its content before it counts as a result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from multiverse_methods import protocol
+
+REQUIRED_METRICS = ("runtime_s", "peak_memory_mb", "params", "versions")
+MAX_EMBEDDING_DIM = 1000
+
+
+class InvalidOutput(Exception):
+    """The output folder does not satisfy the contract; the message says how."""
+
+
+def validate_output(folder: Path, obs_names: tuple[str, ...], params: dict) -> dict:
+    """Raise InvalidOutput unless ``folder`` holds a valid result; return its metrics."""
+    missing = [name for name in protocol.REQUIRED_OUTPUTS if not (folder / name).is_file()]
+    if missing:
+        raise InvalidOutput(f"missing {', '.join(missing)}")
+    metrics = _read_metrics(folder / protocol.METRICS_FILE)
+    _check_embeddings(folder / protocol.EMBEDDINGS_FILE, obs_names, params)
+    return metrics
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidOutput(f"metrics.json does not parse: {exc}") from None
+    if not isinstance(metrics, dict):
+        raise InvalidOutput("metrics.json is not a JSON object")
+    absent = [key for key in REQUIRED_METRICS if key not in metrics]
+    if absent:
+        raise InvalidOutput(f"metrics.json lacks {', '.join(absent)}")
+    return metrics
+
+
+def _check_embeddings(path: Path, obs_names: tuple[str, ...], params: dict) -> None:
+    import anndata
+
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as exc:  # noqa: BLE001 - any read failure makes the output invalid
+        raise InvalidOutput(f"embeddings.h5ad cannot be read: {type(exc).__name__}: {exc}") from None
+    names = [str(n) for n in adata.obs_names]
+    if len(names) != len(obs_names):
+        raise InvalidOutput(f"embeddings.h5ad has {len(names)} cells, the input has {len(obs_names)}")
+    if names != list(obs_names):
+        first = next(i for i, (a, b) in enumerate(zip(names, obs_names)) if a != b)
+        raise InvalidOutput(
+            f"embeddings.h5ad's cells differ from the input's or are out of order "
+            f"(position {first}: {names[first]!r}, input has {obs_names[first]!r})"
+        )
+    if protocol.EMBEDDING_KEY not in adata.obsm:
+        raise InvalidOutput(f"embeddings.h5ad has no obsm[{protocol.EMBEDDING_KEY!r}]")
+    embedding = np.asarray(adata.obsm[protocol.EMBEDDING_KEY])
+    if embedding.ndim != 2 or not 1 <= embedding.shape[1] <= MAX_EMBEDDING_DIM:
+        raise InvalidOutput(f"the embedding has shape {embedding.shape}; expected (cells, 1..{MAX_EMBEDDING_DIM})")
+    if not np.issubdtype(embedding.dtype, np.number):
+        raise InvalidOutput(f"the embedding holds {embedding.dtype}, not numbers")
+    if not np.isfinite(embedding).all():
+        bad = int((~np.isfinite(embedding)).any(axis=1).sum())
+        raise InvalidOutput(f"the embedding has NaN or infinite values in {bad} cells")
+    if len(obs_names) > 1 and float(np.ptp(embedding, axis=0).max()) == 0.0:
+        raise InvalidOutput("the embedding is the same for every cell")
+    echoed = adata.uns.get(protocol.PARAMS_KEY)
+    if echoed is None:
+        raise InvalidOutput(f"embeddings.h5ad has no uns[{protocol.PARAMS_KEY!r}] (effective parameters)")
+    if json.loads(str(echoed)) != params:
+        raise InvalidOutput("the parameters echoed in embeddings.h5ad differ from those given to the method")

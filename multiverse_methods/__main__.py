@@ -1,0 +1,79 @@
+"""Entry point of every method image.
+
+    python -m multiverse_methods METHOD --input FILE --output DIR \
+        --params '{"seed": 0, ...}' --modalities '{"rna": "rna", "atac": "atac"}'
+
+Reads the input, trains the method, writes embeddings.h5ad, metrics.json and
+log.txt into DIR, and exits with one of the codes in ``protocol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import random
+import sys
+import traceback
+from pathlib import Path
+
+from multiverse_methods import protocol
+from multiverse_methods.params import PARAMS
+
+log = logging.getLogger("multiverse_methods")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m multiverse_methods")
+    parser.add_argument("method", choices=sorted(PARAMS))
+    parser.add_argument("--input", required=True, type=Path)
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--params", default="{}", help="JSON object of parameters")
+    parser.add_argument("--modalities", default="{}", help="JSON object: modality name -> kind")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.output.mkdir(parents=True, exist_ok=True)
+    from multiverse_methods import contract
+
+    contract.setup_logging(args.output)
+    try:
+        params = PARAMS[args.method](**json.loads(args.params))
+    except (TypeError, ValueError) as exc:
+        log.error("invalid parameters for %s: %s", args.method, exc)
+        return protocol.EXIT_BAD_PARAMS
+    effective = params.to_dict()
+    log.info("method %s, parameters %s", args.method, json.dumps(effective, sort_keys=True))
+
+    module = importlib.import_module(f"multiverse_methods.{args.method}")
+    random.seed(params.seed)
+    try:
+        import numpy as np
+
+        np.random.seed(params.seed)
+        with contract.Stopwatch() as watch:
+            data = contract.load_input(args.input, json.loads(args.modalities))
+            log.info(
+                "input: %d cells; %s",
+                data.n_obs,
+                ", ".join(f"{n} ({data.kinds[n]}, {ad.n_vars} features)" for n, ad in data.modalities.items()),
+            )
+            result = module.fit(data, params)
+        contract.write_outputs(
+            args.output, args.method, data, result, effective, watch.seconds, module.PACKAGES
+        )
+    except contract.NotApplicable as exc:
+        log.error("not applicable: %s", exc)
+        return protocol.EXIT_NOT_APPLICABLE
+    except Exception:  # noqa: BLE001 - any failure of the method is reported, with its traceback
+        log.error("%s failed:\n%s", args.method, traceback.format_exc())
+        return protocol.EXIT_METHOD_ERROR
+    log.info("done in %.1f s", watch.seconds)
+    return protocol.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

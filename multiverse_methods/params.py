@@ -1,0 +1,199 @@
+"""Every method's parameters, their defaults and their limits.
+
+The single source of truth for parameters: the host validates a user's config
+against these classes before any container starts (through pydantic), and the
+code inside each image builds the same class from the JSON it is given.
+Standard library only, so the host can import it without the methods' heavy
+dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal, Optional
+
+#: Read by pydantic when the host validates a config: unknown keys are errors.
+_FORBID_EXTRA = {"extra": "forbid"}
+
+
+def _require(condition: bool, name: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{name} {message}")
+
+
+@dataclass
+class MethodParams:
+    """Parameters every method takes."""
+
+    __pydantic_config__ = _FORBID_EXTRA
+
+    #: Random seed: the same seed on the same input gives the same embedding.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", "must be >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_docs(cls) -> dict[str, object]:
+        """Default value of every parameter, for `multiverse models --params`."""
+        return {f.name: getattr(cls(), f.name) for f in fields(cls)}
+
+
+@dataclass
+class PcaParams(MethodParams):
+    """PCA on the concatenated, per-modality normalised and balanced features."""
+
+    #: Number of principal components kept as the embedding.
+    n_components: int = 30
+    #: Highly variable genes kept for RNA (0 keeps all genes).
+    n_top_genes: int = 2000
+    #: Most frequently open peaks kept for ATAC (0 keeps all peaks).
+    n_top_peaks: int = 20000
+    #: "balanced": every modality contributes the same total variance;
+    #: "none": features are concatenated as they are after scaling.
+    weighting: Literal["balanced", "none"] = "balanced"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(2 <= self.n_components <= 500, "n_components", "must be between 2 and 500")
+        _require(self.n_top_genes >= 0, "n_top_genes", "must be >= 0 (0 keeps all)")
+        _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
+
+
+@dataclass
+class MofaParams(MethodParams):
+    """MOFA+ (mofapy2): a factor model with one likelihood per modality."""
+
+    #: Number of latent factors.
+    n_factors: int = 10
+    #: Upper bound on training iterations (training stops earlier on convergence).
+    max_iter: int = 1000
+    #: mofapy2's convergence criterion: "fast", "medium" or "slow".
+    convergence_mode: Literal["fast", "medium", "slow"] = "fast"
+    #: Likelihood of each modality kind: RNA log-normalised (gaussian), ATAC binarised
+    #: (bernoulli), ADT CLR-normalised (gaussian).
+    likelihood_rna: Literal["gaussian", "poisson"] = "gaussian"
+    likelihood_atac: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood_adt: Literal["gaussian"] = "gaussian"
+    #: Highly variable genes kept for RNA (0 keeps all).
+    n_top_genes: int = 2000
+    #: Most frequently open peaks kept for ATAC (0 keeps all).
+    n_top_peaks: int = 5000
+    #: Scale every view to unit variance (mofapy2's scale_views).
+    scale_views: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(1 <= self.n_factors <= 100, "n_factors", "must be between 1 and 100")
+        _require(self.max_iter >= 1, "max_iter", "must be >= 1")
+        _require(self.n_top_genes >= 0, "n_top_genes", "must be >= 0 (0 keeps all)")
+        _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
+
+
+@dataclass
+class MultiviParams(MethodParams):
+    """MultiVI (scvi-tools) on raw counts."""
+
+    #: Dimension of the latent space.
+    n_latent: int = 20
+    #: Upper bound on training epochs (early stopping may stop sooner).
+    max_epochs: int = 300
+    #: Learning rate of the Adam optimiser (scvi-tools' default for MultiVI).
+    lr: float = 1e-4
+    #: Stop when the validation loss stops improving.
+    early_stopping: bool = True
+    #: obs column with the batch of each cell; ignored when absent from the input.
+    batch_key: Optional[str] = "batch"
+    #: Keep features detected in at least this fraction of cells.
+    min_cells_fraction: float = 0.01
+    #: "cpu", or "gpu" to ask for a GPU (the run fails if none is present).
+    accelerator: Literal["cpu", "gpu"] = "cpu"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(2 <= self.n_latent <= 200, "n_latent", "must be between 2 and 200")
+        _require(self.max_epochs >= 1, "max_epochs", "must be >= 1")
+        _require(0 < self.lr < 1, "lr", "must be between 0 and 1")
+        _require(0 <= self.min_cells_fraction < 1, "min_cells_fraction", "must be in [0, 1)")
+
+
+@dataclass
+class MowgliParams(MethodParams):
+    """Mowgli: integrative NMF with optimal transport (cantinilab `mowgli`)."""
+
+    #: Number of latent dimensions (columns of W).
+    latent_dim: int = 15
+    #: Outer iterations of the alternating optimisation (stops earlier on convergence).
+    max_iter_outer: int = 100
+    #: Entropic regularisation of the optimal transport problems.
+    eps: float = 0.05
+    #: Highly variable genes kept for RNA (Mowgli needs a feature selection).
+    n_top_genes: int = 1000
+    #: Most frequently open peaks kept for ATAC.
+    n_top_peaks: int = 2000
+    #: Relative tolerance on the loss for convergence.
+    tol_outer: float = 1e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(2 <= self.latent_dim <= 200, "latent_dim", "must be between 2 and 200")
+        _require(self.max_iter_outer >= 1, "max_iter_outer", "must be >= 1")
+        _require(self.eps > 0, "eps", "must be > 0")
+        _require(self.n_top_genes >= 0, "n_top_genes", "must be >= 0 (0 keeps all)")
+        _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
+        _require(self.tol_outer > 0, "tol_outer", "must be > 0")
+
+
+@dataclass
+class CoboltParams(MethodParams):
+    """Cobolt (Gong, Zhou & Purdom 2021), reimplemented in PyTorch."""
+
+    #: Dimension K of the latent topic space (10 in the paper's tutorials).
+    n_latent: int = 10
+    #: Training epochs (100 in the paper's tutorials).
+    n_epochs: int = 100
+    #: Adam learning rate (0.005 in the paper's tutorials).
+    lr: float = 0.005
+    #: Mini-batch size.
+    batch_size: int = 128
+    #: Dirichlet prior concentration per topic; null means 50 / n_latent.
+    alpha: Optional[float] = None
+    #: Epochs over which the KL term is annealed from 0 to 1.
+    annealing_epochs: int = 30
+    #: Widths of the encoder's hidden layers.
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
+    #: obs column naming each cell's batch (per-batch decoder slope and intercept).
+    batch_key: Optional[str] = "batch"
+    #: Highly variable genes kept for RNA (0 keeps all).
+    n_top_genes: int = 0
+    #: Most frequently open peaks kept for ATAC (0 keeps all).
+    n_top_peaks: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(2 <= self.n_latent <= 200, "n_latent", "must be between 2 and 200")
+        _require(self.n_epochs >= 1, "n_epochs", "must be >= 1")
+        _require(0 < self.lr < 1, "lr", "must be between 0 and 1")
+        _require(self.batch_size >= 2, "batch_size", "must be >= 2")
+        _require(self.alpha is None or self.alpha > 0, "alpha", "must be > 0")
+        _require(self.annealing_epochs >= 0, "annealing_epochs", "must be >= 0")
+        _require(
+            len(self.hidden_dims) >= 1 and all(h >= 1 for h in self.hidden_dims),
+            "hidden_dims",
+            "must be a non-empty list of positive widths",
+        )
+        _require(self.n_top_genes >= 0, "n_top_genes", "must be >= 0 (0 keeps all)")
+        _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
+
+
+#: Method name -> its parameter class.
+PARAMS: dict[str, type[MethodParams]] = {
+    "pca": PcaParams,
+    "mofa": MofaParams,
+    "multivi": MultiviParams,
+    "mowgli": MowgliParams,
+    "cobolt": CoboltParams,
+}
