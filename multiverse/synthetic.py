@@ -103,9 +103,7 @@ def make_synthetic(
 
     for adata in (rna, other):
         adata.layers["counts"] = adata.X.copy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # mudata's notice about its obs/var joins
-        mdata = mudata.MuData({"rna": rna, second: other})
+    mdata = mudata.MuData({"rna": rna, second: other})
     mdata.obs = obs.copy()
     mdata.uns["multiverse_synthetic"] = {
         "seed": seed,
@@ -117,8 +115,9 @@ def make_synthetic(
 def write_synthetic(path: Path, **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mdata = make_synthetic(**kwargs)
     tmp = path.with_name(path.name + ".partial")
-    mdata.write(str(tmp))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # mudata's notice about its obs/var joins
+        make_synthetic(**kwargs).write(str(tmp))
     tmp.replace(path)
     return path
