@@ -48,8 +48,8 @@ class ModelSpec:
     image: ImageSpec
     #: Modality kinds the method can model.
     accepts: frozenset[str] = frozenset({"rna", "atac", "adt"})
-    #: The method integrates several modalities and needs at least this many.
-    min_modalities: int = 1
+    #: The input must hold at least one modality of these kinds (empty: no such rule).
+    requires_any: frozenset[str] = frozenset()
 
     def check_modalities(self, kinds: dict[str, str]) -> str | None:
         """Why this method cannot run on modalities of these kinds, or None if it can."""
@@ -59,8 +59,8 @@ class ModelSpec:
                 f"{self.name} does not model {', '.join(refused)}; "
                 f"it accepts {', '.join(sorted(self.accepts))}"
             )
-        if len(kinds) < self.min_modalities:
-            return f"{self.name} needs at least {self.min_modalities} modalities, the input has {len(kinds)}"
+        if self.requires_any and not self.requires_any & set(kinds.values()):
+            return f"{self.name} needs a modality of kind {' or '.join(sorted(self.requires_any))}"
         return None
 
 
@@ -86,6 +86,7 @@ MODELS: dict[str, ModelSpec] = {
             "MultiVI deep generative model of paired counts (scvi-tools, CPU torch).",
             MultiviParams,
             ImageSpec("multivi", base="scverse-base"),
+            requires_any=frozenset({"rna", "atac"}),
         ),
         ModelSpec(
             "mowgli",

@@ -80,20 +80,14 @@ def run(config_path, models, input_path, output_path, jobs) -> None:
     OUTPUT/.multiverse/failed/<model>/ and never replaces an earlier result.
     Flags override runner_config.yaml.
     """
-    from multiverse.config import load_config
+    from multiverse import api
     from multiverse.console import print_summary, reporter_for
     from multiverse.engine import Engine
-    from multiverse.inputs import inspect_input
-    from multiverse.plan import make_plan
-    from multiverse.runner.execute import Execution
 
-    config, resolved = load_config(
+    plan = api.prepare(
         config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs
     )
-    if config.input is None:
-        raise ConfigError("no input: give --input FILE or set 'input:' in runner_config.yaml")
-    data = inspect_input(config.input, config.modalities)
-    plan = make_plan(config, resolved, data)
+    data = plan.input
     engine = Engine.connect()
     console.print(
         f"[bold]multiverse {__version__}[/] run {plan.run_id}: {len(plan.jobs)} model(s) on "
@@ -101,7 +95,7 @@ def run(config_path, models, input_path, output_path, jobs) -> None:
     )
     cancel = threading.Event()
     with _cancel_on_signals(cancel), reporter_for(console, plan) as reporter:
-        results = Execution(plan, engine, reporter, cancel).run()
+        results = api.execute(plan, engine, reporter, cancel)
     print_summary(console, results)
     if cancel.is_set():
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")

@@ -53,7 +53,7 @@ def classify(job: Job, outcome: ContainerOutcome) -> tuple[Status, str]:
         return Status.INTERRUPTED, "stopped by the user (Ctrl-C or SIGTERM)"
     if outcome.timed_out:
         return Status.TIMEOUT, (
-            f"ran past its timeout of {job.limits.timeout:.0f} s and was killed; "
+            f"ran past its timeout of {job.limits.timeout:g} s and was killed; "
             f"raise models.{job.name}.timeout in the config if it needs longer"
         )
     if outcome.oom_killed:

@@ -1,0 +1,64 @@
+"""The Python API behind ``multiverse run``: prepare a plan, then execute it.
+
+    from multiverse import api
+    plan = api.prepare(models=["pca"], input="data.h5mu", output="results")
+    results = api.execute(plan)
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+
+from multiverse.catalog import MODELS, ModelSpec
+from multiverse.config import load_config
+from multiverse.engine import Engine
+from multiverse.errors import ConfigError
+from multiverse.inputs import inspect_input
+from multiverse.plan import Plan, make_plan
+from multiverse.runner.execute import Execution, Reporter
+from multiverse.runner.results import ModelResult
+
+
+def prepare(
+    config: Optional[Path] = None,
+    *,
+    models: Optional[list[str]] = None,
+    input: Optional[Path] = None,
+    output: Optional[Path] = None,
+    jobs: Optional[int] = None,
+    catalog: dict[str, ModelSpec] = MODELS,
+) -> Plan:
+    """Validate the config and the input, and plan the run; starts nothing.
+
+    Raises ConfigError or InputError (exit code 2 at the CLI) on any problem.
+    """
+    cfg, resolved = load_config(
+        Path(config) if config else None,
+        models=models,
+        input=Path(input) if input else None,
+        output=Path(output) if output else None,
+        jobs=jobs,
+        catalog=catalog,
+    )
+    if cfg.input is None:
+        raise ConfigError("no input: give --input FILE or set 'input:' in runner_config.yaml")
+    data = inspect_input(cfg.input, cfg.modalities)
+    return make_plan(cfg, resolved, data)
+
+
+def execute(
+    plan: Plan,
+    engine: Optional[Engine] = None,
+    reporter: Optional[Reporter] = None,
+    cancel: Optional[threading.Event] = None,
+) -> list[ModelResult]:
+    """Run every job of the plan in its container; one ModelResult per job, in plan order."""
+    from multiverse.console import PlainReporter
+
+    engine = engine or Engine.connect()
+    reporter = reporter or PlainReporter(Console(quiet=True), plan)
+    return Execution(plan, engine, reporter, cancel).run()

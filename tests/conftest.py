@@ -1,0 +1,115 @@
+"""Shared fixtures: synthetic data, the real engine, the test-only "faulty" method."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from multiverse.catalog import MODELS, ImageSpec, ModelSpec
+from multiverse_methods.params import MethodParams
+
+REPO = Path(__file__).resolve().parents[1]
+#: The real labelled datasets (never committed); override with MULTIVERSE_REAL_DATA.
+REAL_DATA = Path(os.environ.get("MULTIVERSE_REAL_DATA", REPO.parent / "shared" / "data"))
+MULTIOME = REAL_DATA / "bmmc_multiome_starter_500.h5mu"
+CITE = REAL_DATA / "bmmc_cite_starter_600.h5mu"
+
+
+def real_data(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"real dataset {path.name} not found in {REAL_DATA} (set MULTIVERSE_REAL_DATA)")
+    return path
+
+
+def run_cli(*args, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the ``multiverse`` command line as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "multiverse", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_h5mu(tmp_path_factory) -> Path:
+    """200 synthetic cells, RNA + ATAC, 6 known types, 2 batches."""
+    from multiverse.synthetic import write_synthetic
+
+    return write_synthetic(tmp_path_factory.mktemp("data") / "tiny.h5mu", n_cells=200, n_genes=400, n_peaks=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_adt_h5mu(tmp_path_factory) -> Path:
+    """200 synthetic cells, RNA + ADT."""
+    from multiverse.synthetic import write_synthetic
+
+    return write_synthetic(tmp_path_factory.mktemp("data") / "tiny_adt.h5mu", n_cells=200, n_genes=400, second="adt")
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from multiverse.engine import Engine
+    from multiverse.errors import EngineUnavailable
+
+    try:
+        return Engine.connect()
+    except EngineUnavailable as exc:
+        pytest.fail(f"these tests need a Docker engine: {exc.message}")
+
+
+def require_images(engine, *models: str) -> None:
+    """Fail early, with advice, when a method's image is not built."""
+    missing = [MODELS[m].image.tag for m in models if not engine.has_image(MODELS[m].image.tag)]
+    if missing:
+        pytest.fail(f"images not built: {', '.join(missing)}; run 'make build-all' first")
+
+
+@pytest.fixture(scope="session")
+def built(engine):
+    """The PCA image, which the orchestrator's tests run."""
+    require_images(engine, "pca")
+    return True
+
+
+@dataclass
+class FaultyParams(MethodParams):
+    behaviour: str = "ok"
+    seconds: float = 600.0
+
+
+FAULTY = ModelSpec("faulty", "a fake method that misbehaves on request", FaultyParams, ImageSpec("faulty-test"))
+
+
+@pytest.fixture(scope="session")
+def faulty_catalog(engine, built) -> dict[str, ModelSpec]:
+    """The real catalog plus the test-only 'faulty' method, its image built on the PCA image."""
+    engine.client.images.build(
+        path=str(REPO / "tests" / "images"),
+        dockerfile="faulty.Dockerfile",
+        tag=FAULTY.image.tag,
+        buildargs={"BASE_IMAGE": MODELS["pca"].image.tag},
+        labels={"io.multiverse.image": "faulty-test"},
+        rm=True,
+    )
+    return {**MODELS, "faulty": FAULTY}
+
+
+@pytest.fixture
+def no_leftover_containers(engine):
+    """After the test, no container this test process started may be left, running or not."""
+    yield
+    from multiverse.engine import LABEL_PID
+
+    leftovers = engine.client.containers.list(all=True, filters={"label": f"{LABEL_PID}={os.getpid()}"})
+    names = [c.name for c in leftovers]
+    for container in leftovers:
+        container.remove(force=True)
+    assert not names, f"containers left behind: {names}"

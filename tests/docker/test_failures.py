@@ -1,0 +1,97 @@
+"""Models that crash, hang or write garbage are reported as failed, and harm nothing."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import anndata
+import pytest
+import yaml
+
+from multiverse import api
+from multiverse.runner.results import Status
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.docker
+
+
+def plan_for(tmp_path, data, models: dict, catalog):
+    config = tmp_path / "runner_config.yaml"
+    config.write_text(yaml.safe_dump({"input": str(data), "output": str(tmp_path / "out"), "models": models}))
+    return api.prepare(config, catalog=catalog)
+
+
+def test_each_failure_is_reported_with_its_reason_and_the_other_models_still_succeed(
+    faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers
+):
+    plan = plan_for(
+        tmp_path,
+        tiny_h5mu,
+        {
+            "crash": {"method": "faulty", "params": {"behaviour": "crash"}},
+            "hang": {"method": "faulty", "timeout": 3, "params": {"behaviour": "sleep", "seconds": 600}},
+            "garbage": {"method": "faulty", "params": {"behaviour": "invalid"}},
+            "silent": {"method": "faulty", "params": {"behaviour": "no_output"}},
+            "pca": {},
+        },
+        faulty_catalog,
+    )
+    start = time.monotonic()
+
+    results = {r.name: r for r in api.execute(plan)}
+
+    assert time.monotonic() - start < 120  # the hanging model did not hold the run for 600 s
+    assert results["crash"].status is Status.METHOD_ERROR
+    assert "the method blew up on purpose" in results["crash"].reason
+    assert results["crash"].exit_code == 1
+    assert results["hang"].status is Status.TIMEOUT
+    assert "timeout of 3 s" in results["hang"].reason
+    assert results["hang"].duration_s < 30
+    assert results["garbage"].status is Status.INVALID_OUTPUT
+    assert "out of order" in results["garbage"].reason
+    assert results["silent"].status is Status.INVALID_OUTPUT
+    assert "missing embeddings.h5ad, metrics.json" in results["silent"].reason
+    assert results["pca"].status is Status.OK
+
+    out = tmp_path / "out"
+    for name in ("crash", "hang", "garbage", "silent"):
+        assert not (out / name).exists(), f"{name} left a result folder"
+        assert (out / ".multiverse" / "failed" / name / "container.log").is_file()
+    assert anndata.read_h5ad(out / "pca" / "embeddings.h5ad").n_obs == 200
+    assert not any((out / ".multiverse" / "staging").iterdir())
+
+
+def test_a_failed_rerun_never_removes_the_earlier_good_result(faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
+    good = plan_for(tmp_path, tiny_h5mu, {"model": {"method": "faulty", "params": {"behaviour": "ok"}}}, faulty_catalog)
+    [first] = api.execute(good)
+    assert first.status is Status.OK
+    result_file = tmp_path / "out" / "model" / "embeddings.h5ad"
+    before = result_file.read_bytes()
+
+    bad = plan_for(tmp_path, tiny_h5mu, {"model": {"method": "faulty", "params": {"behaviour": "invalid"}}}, faulty_catalog)
+    [second] = api.execute(bad)
+
+    assert second.status is Status.INVALID_OUTPUT
+    assert result_file.read_bytes() == before
+
+
+def test_a_container_that_says_not_applicable_is_reported_as_such(faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
+    plan = plan_for(tmp_path, tiny_h5mu, {"faulty": {"params": {"behaviour": "not_applicable"}}}, faulty_catalog)
+    [result] = api.execute(plan)
+    assert result.status is Status.NOT_APPLICABLE
+    assert "does not model anything" in result.reason
+
+
+def test_the_cli_exits_non_zero_and_explains_a_timeout(built, tiny_h5mu, tmp_path, engine):
+    config = tmp_path / "runner_config.yaml"
+    config.write_text(f"input: {tiny_h5mu}\noutput: {tmp_path / 'out'}\nmodels:\n  pca:\n    timeout: 0.5\n")
+
+    proc = run_cli("run", "--config", config)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "pca | timeout: ran past its timeout of 0.5 s and was killed" in proc.stdout
+    assert "1 of 1 model(s) did not succeed: pca" in proc.stderr
+    assert not (tmp_path / "out" / "pca").exists()
+    run_id = re.search(r"run (\S+):", proc.stdout).group(1)
+    assert not engine.client.containers.list(all=True, filters={"label": f"io.multiverse.run={run_id}"})
