@@ -55,10 +55,15 @@ def execute(
     engine: Optional[Engine] = None,
     reporter: Optional[Reporter] = None,
     cancel: Optional[threading.Event] = None,
+    force: bool = False,
 ) -> list[ModelResult]:
-    """Run every job of the plan in its container; one ModelResult per job, in plan order."""
+    """Run every job of the plan in its container; one ModelResult per job, in plan order.
+
+    A model whose earlier result is valid and has the same key (image, input
+    checksum, parameters, seed, contract version) is kept, unless ``force``.
+    """
     from multiverse.console import PlainReporter
 
     engine = engine or Engine.connect()
     reporter = reporter or PlainReporter(Console(quiet=True), plan)
-    return Execution(plan, engine, reporter, cancel).run()
+    return Execution(plan, engine, reporter, cancel, force=force).run()

@@ -72,13 +72,16 @@ def cli() -> None:
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Output folder; each model writes <output>/<model>/. Overrides the config.")
 @click.option("--jobs", "-j", type=int, help="Models to run at the same time (default 1).")
-def run(config_path, models, input_path, output_path, jobs) -> None:
+@click.option("--force", is_flag=True, help="Rerun models even when a valid result with the same key exists.")
+def run(config_path, models, input_path, output_path, jobs, force) -> None:
     """Train the chosen methods on the input, one container each, and check their results.
 
     Each model's result lands in OUTPUT/<model>/ (embeddings.h5ad, metrics.json,
     log.txt) only once it passed validation; a failed model's attempt is kept in
     OUTPUT/.multiverse/failed/<model>/ and never replaces an earlier result.
-    Flags override runner_config.yaml.
+    A model whose earlier result is still valid and was made by the same image,
+    input, parameters and seed is kept (shown as "cached"); --force reruns it.
+    OUTPUT/manifest.json records what ran. Flags override runner_config.yaml.
     """
     from multiverse import api
     from multiverse.console import print_summary, reporter_for
@@ -95,7 +98,7 @@ def run(config_path, models, input_path, output_path, jobs) -> None:
     )
     cancel = threading.Event()
     with _cancel_on_signals(cancel), reporter_for(console, plan) as reporter:
-        results = api.execute(plan, engine, reporter, cancel)
+        results = api.execute(plan, engine, reporter, cancel, force=force)
     print_summary(console, results)
     if cancel.is_set():
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")

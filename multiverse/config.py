@@ -236,4 +236,6 @@ def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, ModelSpec
     }
     if limits["cpus"] is None:
         limits["cpus"] = float(max(1, (os.cpu_count() or 1) // config.jobs))
+    if getattr(effective, "accelerator", "cpu") == "gpu" and not limits["gpus"]:
+        raise ConfigError(f"{source}: models.{name}: accelerator is gpu, so also set 'gpus: 1' (or more) for it")
     return ModelConfig(name=name, spec=spec, params=effective.to_dict(), limits=Limits(**limits))

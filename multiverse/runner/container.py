@@ -196,7 +196,14 @@ class ModelContainer:
         try:
             self.container.start()
         except docker.errors.APIError as exc:
-            raise InfrastructureError(f"cannot start the {self.job.name} container: {exc.explanation or exc}") from None
+            explanation = str(exc.explanation or exc)
+            if self.job.limits.gpus and "device driver" in explanation:
+                raise InfrastructureError(
+                    f"{self.job.name} asked for {self.job.limits.gpus} GPU(s), but the Docker engine cannot "
+                    f"provide any ({explanation}). Install the NVIDIA Container Toolkit on a GPU host, "
+                    f"or set gpus: 0 for this model."
+                ) from None
+            raise InfrastructureError(f"cannot start the {self.job.name} container: {explanation}") from None
         reader = threading.Thread(target=stream, name=f"logs-{self.job.name}", daemon=True)
         reader.start()
         threading.Thread(target=wait, name=f"wait-{self.job.name}", daemon=True).start()

@@ -7,6 +7,7 @@ stops the others. Results are promoted atomically by the :class:`ResultStore`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -15,6 +16,7 @@ from multiverse.engine import Engine
 from multiverse.errors import InfrastructureError
 from multiverse.plan import Job, Plan
 from multiverse.runner.container import ContainerOutcome, ModelContainer
+from multiverse.runner.provenance import Manifest, model_record, read_provenance, result_key, write_provenance
 from multiverse.runner.results import ModelResult, Status
 from multiverse.runner.store import ResultStore
 from multiverse.runner.validate import InvalidOutput, validate_output
@@ -74,12 +76,22 @@ def classify(job: Job, outcome: ContainerOutcome) -> tuple[Status, str]:
 class Execution:
     """One run of a plan against an engine."""
 
-    def __init__(self, plan: Plan, engine: Engine, reporter: Reporter, cancel: threading.Event | None = None):
+    def __init__(
+        self,
+        plan: Plan,
+        engine: Engine,
+        reporter: Reporter,
+        cancel: threading.Event | None = None,
+        force: bool = False,
+    ):
         self.plan = plan
         self.engine = engine
         self.reporter = reporter
         self.cancel = cancel or threading.Event()
+        self.force = force
         self.store = ResultStore(plan.output_root, plan.run_id)
+        self.manifest: Manifest | None = None
+        self._manifest_lock = threading.Lock()
 
     def run(self) -> list[ModelResult]:
         with self.store.locked():
@@ -87,28 +99,59 @@ class Execution:
             removed = self.engine.remove_leftovers()
             if removed:
                 self.reporter.note(f"removed {len(removed)} container(s) left by an earlier, crashed run: {', '.join(removed)}")
+            self.manifest = Manifest(self.plan, self.engine.info())
             with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="model") as pool:
                 futures = [pool.submit(self.run_job, job) for job in self.plan.jobs]
-                return [future.result() for future in futures]
+                results = [future.result() for future in futures]
+            self.manifest.finish()
+            return results
 
     def run_job(self, job: Job) -> ModelResult:
         result = ModelResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image)
+        key = {}
         if self.cancel.is_set():
             result.reason = "not started: the run was stopped"
-            self.reporter.finished(result)
-            return result
-        result.started_at = _now()
-        try:
-            image = self.engine.image(job.image, build_hint=f"multiverse build {job.method}")
-            result.image_id = image.id
-            self._run_container(job, image.id, result)
-        except InfrastructureError as exc:
-            result.status, result.reason = Status.INFRASTRUCTURE_ERROR, exc.message
-        result.finished_at = _now()
+        else:
+            result.started_at = _now()
+            try:
+                image = self.engine.image(job.image, build_hint=f"multiverse build {job.method}")
+                result.image_id = image.id
+                key = result_key(job, image.id)
+                if self.force or not self._reuse(job, key, result):
+                    self._run_container(job, key, result)
+            except InfrastructureError as exc:
+                result.status, result.reason = Status.INFRASTRUCTURE_ERROR, exc.message
+            result.finished_at = result.finished_at or _now()
+        self._record(job, result, key)
         self.reporter.finished(result)
         return result
 
-    def _run_container(self, job: Job, image_id: str, result: ModelResult) -> None:
+    def _reuse(self, job: Job, key: dict, result: ModelResult) -> bool:
+        """Keep an earlier result whose key matches and whose files still validate."""
+        previous = read_provenance(job.output_dir)
+        if not previous or previous.get("key") != json.loads(json.dumps(key)):
+            return False
+        try:
+            result.metrics = validate_output(job.output_dir, job.input.obs_names, job.params)
+        except InvalidOutput:
+            return False
+        result.status, result.output_dir = Status.CACHED, job.output_dir
+        result.reason = f"kept the result of run {previous.get('run_id', '?')} (same image, input and parameters)"
+        result.started_at, result.finished_at = previous.get("started_at"), previous.get("finished_at")
+        result.duration_s, result.exit_code = previous.get("duration_s"), previous.get("exit_code")
+        return True
+
+    def _record(self, job: Job, result: ModelResult, key: dict) -> None:
+        record = model_record(job, result, key or {"image_id": result.image_id})
+        record["run_id"] = self.plan.run_id
+        if result.status is Status.CACHED:
+            record = {**(read_provenance(job.output_dir) or record), "status": result.status.value}
+        if self.manifest is not None:
+            with self._manifest_lock:
+                self.manifest.record(job.name, record)
+
+    def _run_container(self, job: Job, key: dict, result: ModelResult) -> None:
+        image_id = key["image_id"]
         staging = self.store.staging(job.name)
         outcome = ContainerOutcome(exit_code=None)
         try:
@@ -125,6 +168,10 @@ class Execution:
             except InvalidOutput as exc:
                 result.status, result.reason = Status.INVALID_OUTPUT, str(exc)
         if result.status is Status.OK:
+            result.finished_at = _now()
+            record = model_record(job, result, key)
+            record["run_id"] = self.plan.run_id
+            write_provenance(staging, record)
             result.output_dir = self.store.promote(job.name, staging)
             self.store.clear_failed(job.name)
         else:

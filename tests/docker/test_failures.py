@@ -95,3 +95,13 @@ def test_the_cli_exits_non_zero_and_explains_a_timeout(built, tiny_h5mu, tmp_pat
     assert not (tmp_path / "out" / "pca").exists()
     run_id = re.search(r"run (\S+):", proc.stdout).group(1)
     assert not engine.client.containers.list(all=True, filters={"label": f"io.multiverse.run={run_id}"})
+
+
+def test_a_model_that_exceeds_its_memory_limit_is_classed_out_of_memory(faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
+    plan = plan_for(
+        tmp_path, tiny_h5mu, {"hog": {"method": "faulty", "memory": "200m", "params": {"behaviour": "oom"}}}, faulty_catalog
+    )
+    [result] = api.execute(plan)
+    assert result.status is Status.OUT_OF_MEMORY, result.reason
+    assert "memory limit of 0.2 GiB" in result.reason
+    assert not (tmp_path / "out" / "hog").exists()

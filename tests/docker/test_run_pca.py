@@ -23,7 +23,7 @@ def test_pca_on_real_multiome_data_leaves_a_validated_result_owned_by_the_caller
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = out / "pca"
-    assert sorted(p.name for p in folder.iterdir()) == ["embeddings.h5ad", "log.txt", "metrics.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["embeddings.h5ad", "log.txt", "metrics.json", "provenance.json"]
     for path in folder.iterdir():
         assert (path.stat().st_uid, path.stat().st_gid) == (os.getuid(), os.getgid())
     embedding = anndata.read_h5ad(folder / "embeddings.h5ad")
