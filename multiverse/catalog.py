@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from multiverse import __version__
 from multiverse_methods.params import (
     CoboltParams,
+    LabelControlParams,
     MethodParams,
     MofaParams,
     MowgliParams,
     MultiviParams,
     PcaParams,
+    RandomControlParams,
 )
 
 IMAGE_PREFIX = "multiverse"
@@ -50,6 +52,13 @@ class ModelSpec:
     accepts: frozenset[str] = frozenset({"rna", "atac", "adt"})
     #: The input must hold at least one modality of these kinds (empty: no such rule).
     requires_any: frozenset[str] = frozenset()
+    #: A control (random or label-derived embedding) rather than a real method.
+    control: bool = False
+
+    @property
+    def entrypoint(self) -> list[str] | None:
+        """Controls run on another method's image, so name the method explicitly."""
+        return ["python", "-m", "multiverse_methods", self.name] if self.control else None
 
     def check_modalities(self, kinds: dict[str, str]) -> str | None:
         """Why this method cannot run on modalities of these kinds, or None if it can."""
@@ -65,6 +74,7 @@ class ModelSpec:
 
 
 SCVERSE_BASE = ImageSpec("scverse-base")
+PCA_IMAGE = ImageSpec("pca", base="scverse-base")
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -73,7 +83,7 @@ MODELS: dict[str, ModelSpec] = {
             "pca",
             "PCA of per-modality normalised, balanced features (scanpy); the baseline.",
             PcaParams,
-            ImageSpec("pca", base="scverse-base"),
+            PCA_IMAGE,
         ),
         ModelSpec(
             "mofa",
@@ -99,6 +109,20 @@ MODELS: dict[str, ModelSpec] = {
             "Cobolt multimodal topic model (Gong et al. 2021), reimplemented in PyTorch.",
             CoboltParams,
             ImageSpec("cobolt", base="scverse-base"),
+        ),
+        ModelSpec(
+            "control_random",
+            "Control: a random Gaussian embedding (the floor).",
+            RandomControlParams,
+            PCA_IMAGE,
+            control=True,
+        ),
+        ModelSpec(
+            "control_labels",
+            "Control: one-hot cell-type labels plus noise (the ceiling).",
+            LabelControlParams,
+            PCA_IMAGE,
+            control=True,
         ),
     )
 }

@@ -223,6 +223,8 @@ def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, ModelSpec
         raise _unknown_model(method, source)
     spec = catalog[method]
     params = {"seed": config.defaults.seed, **settings.params}
+    if "label_key" in {f.name for f in dataclasses.fields(spec.params)} and "label_key" not in params:
+        params["label_key"] = config.labels.cell_type
     try:
         effective = TypeAdapter(spec.params).validate_python(params)
     except ValidationError as exc:

@@ -26,6 +26,8 @@ class Job:
     limits: Limits
     input: InputData
     output_root: Path
+    #: Overrides the image's entrypoint (controls run on another method's image).
+    entrypoint: tuple[str, ...] | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -84,6 +86,7 @@ def make_plan(config: RunnerConfig, models: list[ModelConfig], data: InputData) 
             limits=model.limits,
             input=data,
             output_root=root,
+            entrypoint=tuple(model.spec.entrypoint) if model.spec.entrypoint else None,
         )
         for model in models
     )

@@ -197,3 +197,33 @@ PARAMS: dict[str, type[MethodParams]] = {
     "mowgli": MowgliParams,
     "cobolt": CoboltParams,
 }
+
+
+@dataclass
+class RandomControlParams(MethodParams):
+    """Control: a random Gaussian embedding, the floor any method should beat."""
+
+    #: Dimensions of the random embedding.
+    n_dims: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(1 <= self.n_dims <= 500, "n_dims", "must be between 1 and 500")
+
+
+@dataclass
+class LabelControlParams(MethodParams):
+    """Control: an embedding built from the cell-type labels themselves, the ceiling."""
+
+    #: obs column with the cell types; null: the run's labels.cell_type.
+    label_key: Optional[str] = None
+    #: Standard deviation of the Gaussian noise added to the one-hot label code.
+    noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(self.noise >= 0, "noise", "must be >= 0")
+
+
+PARAMS["control_random"] = RandomControlParams
+PARAMS["control_labels"] = LabelControlParams

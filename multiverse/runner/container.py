@@ -24,6 +24,7 @@ from docker.types import DeviceRequest, Mount
 
 from multiverse.engine import Engine
 from multiverse.errors import InfrastructureError
+from multiverse.config import Limits
 from multiverse.plan import Job
 from multiverse_methods import protocol
 
@@ -52,8 +53,23 @@ class ContainerOutcome:
     full_log: str = ""
 
 
-def container_environment(job: Job) -> dict[str, str]:
-    threads = str(max(1, int(job.limits.cpus or 1)))
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything one sandboxed container needs: what to run, what it sees, its limits."""
+
+    name: str  # the model's (or task's) name: labels, messages
+    image: str  # tag or id
+    command: list[str]
+    #: Host path -> container path, mounted read-only.
+    read_only: dict[Path, str]
+    #: Host folder mounted writable at /data/output.
+    output: Path
+    limits: Limits
+    entrypoint: Optional[list[str]] = None
+
+
+def container_environment(limits: Limits) -> dict[str, str]:
+    threads = str(max(1, int(limits.cpus or 1)))
     env = {name: threads for name in THREAD_VARS}
     env.update(
         {
@@ -69,81 +85,72 @@ def container_environment(job: Job) -> dict[str, str]:
     return env
 
 
-def container_command(job: Job) -> list[str]:
-    return [
-        "--input",
-        f"{protocol.INPUT_DIR}/{job.input.path.name}",
-        "--output",
-        protocol.OUTPUT_DIR,
-        "--params",
-        json.dumps(job.params, sort_keys=True),
-        "--modalities",
-        json.dumps(job.input.kinds, sort_keys=True),
-    ]
+def job_container(job: Job, staging: Path, image_id: str) -> ContainerSpec:
+    """The container of one model: the input read-only, its staging folder writable."""
+    target = f"{protocol.INPUT_DIR}/{job.input.path.name}"
+    return ContainerSpec(
+        name=job.name,
+        image=image_id,
+        command=[
+            "--input", target,
+            "--output", protocol.OUTPUT_DIR,
+            "--params", json.dumps(job.params, sort_keys=True),
+            "--modalities", json.dumps(job.input.kinds, sort_keys=True),
+        ],
+        read_only={job.input.path: target},
+        output=staging,
+        limits=job.limits,
+        entrypoint=list(job.entrypoint) if job.entrypoint else None,
+    )
 
 
-class ModelContainer:
-    """A method container for one job: created on enter, removed on exit.
+class SandboxedContainer:
+    """One container under the contract's sandbox: created on enter, removed on exit.
 
-    >>> with ModelContainer(engine, job, staging, run_id) as box:
+    >>> with SandboxedContainer(engine, job_container(job, staging, image_id), run_id) as box:
     ...     outcome = box.run(on_line=print)
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        job: Job,
-        staging: Path,
-        run_id: str,
-        cancel: Optional[threading.Event] = None,
-        image_id: Optional[str] = None,
-    ):
+    def __init__(self, engine: Engine, spec: ContainerSpec, run_id: str, cancel: Optional[threading.Event] = None):
         self.engine = engine
-        self.job = job
-        self.staging = staging
+        self.spec = spec
         self.run_id = run_id
         self.cancel = cancel or threading.Event()
-        self.image_id = image_id or job.image
         self.container = None
 
-    def __enter__(self) -> "ModelContainer":
-        job = self.job
-        limits = job.limits
+    def __enter__(self) -> "SandboxedContainer":
+        spec = self.spec
+        limits = spec.limits
         device_requests = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])] if limits.gpus else None
+        mounts = [Mount(target=target, source=str(source), type="bind", read_only=True) for source, target in spec.read_only.items()]
+        mounts.append(Mount(target=protocol.OUTPUT_DIR, source=str(spec.output.absolute()), type="bind"))
         try:
             self.container = self.engine.client.containers.create(
-                image=self.image_id,
-                command=container_command(job),
-                name=f"multiverse-{self.run_id}-{job.name}",
-                labels=self.engine.our_labels(self.run_id, job.name),
+                image=spec.image,
+                entrypoint=spec.entrypoint,
+                command=spec.command,
+                name=f"multiverse-{self.run_id}-{spec.name}",
+                labels=self.engine.our_labels(self.run_id, spec.name),
                 user=f"{os.getuid()}:{os.getgid()}",
                 network_mode="none",
                 read_only=True,
                 tmpfs={"/tmp": "rw,exec,nosuid,nodev,mode=1777"},
-                mounts=[
-                    Mount(
-                        target=f"{protocol.INPUT_DIR}/{job.input.path.name}",
-                        source=str(job.input.path),
-                        type="bind",
-                        read_only=True,
-                    ),
-                    Mount(target=protocol.OUTPUT_DIR, source=str(self.staging.absolute()), type="bind"),
-                ],
+                mounts=mounts,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 mem_limit=limits.memory,
                 memswap_limit=limits.memory,  # no swap: exceeding the limit is an OOM kill
                 nano_cpus=int((limits.cpus or 1) * 1e9),
                 pids_limit=limits.pids,
-                environment=container_environment(job),
+                environment=container_environment(limits),
                 working_dir="/tmp",
                 device_requests=device_requests,
                 detach=True,
             )
         except docker.errors.ImageNotFound:
-            raise InfrastructureError(f"image {self.image_id} disappeared before {job.name} could start") from None
+            raise InfrastructureError(f"image {spec.image} disappeared before {spec.name} could start") from None
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise InfrastructureError(f"cannot create the {job.name} container: {exc}") from None
+            raise InfrastructureError(f"cannot create the {spec.name} container: {exc}") from None
         return self
 
     def __exit__(self, *exc_info) -> bool:
@@ -197,18 +204,18 @@ class ModelContainer:
             self.container.start()
         except docker.errors.APIError as exc:
             explanation = str(exc.explanation or exc)
-            if self.job.limits.gpus and "device driver" in explanation:
+            if self.spec.limits.gpus and "device driver" in explanation:
                 raise InfrastructureError(
-                    f"{self.job.name} asked for {self.job.limits.gpus} GPU(s), but the Docker engine cannot "
+                    f"{self.spec.name} asked for {self.spec.limits.gpus} GPU(s), but the Docker engine cannot "
                     f"provide any ({explanation}). Install the NVIDIA Container Toolkit on a GPU host, "
                     f"or set gpus: 0 for this model."
                 ) from None
-            raise InfrastructureError(f"cannot start the {self.job.name} container: {explanation}") from None
-        reader = threading.Thread(target=stream, name=f"logs-{self.job.name}", daemon=True)
+            raise InfrastructureError(f"cannot start the {self.spec.name} container: {explanation}") from None
+        reader = threading.Thread(target=stream, name=f"logs-{self.spec.name}", daemon=True)
         reader.start()
-        threading.Thread(target=wait, name=f"wait-{self.job.name}", daemon=True).start()
+        threading.Thread(target=wait, name=f"wait-{self.spec.name}", daemon=True).start()
         outcome = ContainerOutcome(exit_code=None)
-        deadline = start + (self.job.limits.timeout or float("inf"))
+        deadline = start + (self.spec.limits.timeout or float("inf"))
         while not exited.wait(timeout=_POLL_S):
             if self.cancel.is_set():
                 outcome.cancelled = True
@@ -219,7 +226,7 @@ class ModelContainer:
                 self._kill()
                 break
         if lost:
-            raise InfrastructureError(f"lost the Docker engine while {self.job.name} ran: {lost[0]}")
+            raise InfrastructureError(f"lost the Docker engine while {self.spec.name} ran: {lost[0]}")
         self._wait_stopped()
         outcome.duration_s = time.monotonic() - start
         reader.join(timeout=2.0)
@@ -238,9 +245,9 @@ class ModelContainer:
         try:
             self.container.reload()
         except docker.errors.NotFound:
-            raise InfrastructureError(f"the {self.job.name} container vanished while running") from None
+            raise InfrastructureError(f"the {self.spec.name} container vanished while running") from None
         except requests.exceptions.RequestException as exc:
-            raise InfrastructureError(f"lost the Docker engine while {self.job.name} ran: {exc}") from None
+            raise InfrastructureError(f"lost the Docker engine while {self.spec.name} ran: {exc}") from None
         return self.container.status in ("exited", "dead")
 
     def _kill(self) -> None:

@@ -15,7 +15,7 @@ from typing import Protocol
 from multiverse.engine import Engine
 from multiverse.errors import InfrastructureError
 from multiverse.plan import Job, Plan
-from multiverse.runner.container import ContainerOutcome, ModelContainer
+from multiverse.runner.container import ContainerOutcome, SandboxedContainer, job_container
 from multiverse.runner.provenance import Manifest, model_record, read_provenance, result_key, write_provenance
 from multiverse.runner.results import ModelResult, Status
 from multiverse.runner.store import ResultStore
@@ -155,7 +155,7 @@ class Execution:
         staging = self.store.staging(job.name)
         outcome = ContainerOutcome(exit_code=None)
         try:
-            with ModelContainer(self.engine, job, staging, self.plan.run_id, self.cancel, image_id) as box:
+            with SandboxedContainer(self.engine, job_container(job, staging, image_id), self.plan.run_id, self.cancel) as box:
                 self.reporter.started(job)
                 outcome = box.run(on_line=lambda text: self.reporter.line(job, text))
         finally:
