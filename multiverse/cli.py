@@ -209,6 +209,26 @@ def synth(output, cells, second, n_types, seed) -> None:
     console.print(f"wrote {path} ({cells} cells, rna + {second}, {n_types} cell types, 2 batches)")
 
 
+@cli.command(name="collect")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--output", "-o", type=click.Path(path_type=Path),
+              help="File to write (default: RESULTS/embeddings.h5ad or .h5mu).")
+@click.option("--format", "fmt", type=click.Choice(["h5ad", "h5mu"]), default="h5ad", show_default=True,
+              help="h5ad: the input's cell annotations + every embedding; h5mu: the whole input MuData + every embedding.")
+def collect_command(results, output, fmt) -> None:
+    """Gather every model's embedding from RESULTS into one file, as obsm["X_<model>"].
+
+    \b
+    Then, in Python:
+      adata = anndata.read_h5ad("results/embeddings.h5ad")
+      sc.pp.neighbors(adata, use_rep="X_mofa"); sc.tl.umap(adata)
+    """
+    from multiverse.collect import collect
+
+    path = collect(results, output, fmt)
+    console.print(f"wrote {path}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
