@@ -1,0 +1,1 @@
+"""Building the method images: host-side wheelhouses, then BuildKit builds."""
