@@ -45,8 +45,8 @@ def is_current(requirements: Path, dest: Path) -> bool:
     return stamp.is_file() and stamp.read_text().strip() == _digest(requirements)
 
 
-def _pip(args: list[str], what: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+def _pip(args: list[str], what: str, cwd: Path | None = None) -> None:
+    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, cwd=cwd)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise BuildError(
@@ -83,7 +83,7 @@ def _build_sdists(folder: Path) -> None:
     """Turn the few source-only (pure Python) packages into wheels, on the host."""
     for sdist in [*folder.glob("*.tar.gz"), *folder.glob("*.zip")]:
         before = set(folder.glob("*.whl"))
-        _pip(["wheel", "--no-deps", "--wheel-dir", str(folder), str(sdist)], f"building a wheel of {sdist.name}")
+        _pip(["wheel", "--no-deps", "--wheel-dir", str(folder), str(sdist)], f"building a wheel of {sdist.name}", cwd=folder)
         built = set(folder.glob("*.whl")) - before
         impure = [w.name for w in built if not w.name.endswith("-none-any.whl")]
         if impure:
