@@ -15,7 +15,7 @@ OUT     ?= results
 MODELS  ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine base-image build-all run-all test test-unit data bench clean
+.PHONY: help setup engine browser base-image build-all run-all test test-unit data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -30,6 +30,9 @@ $(BIN)/multiverse: pyproject.toml
 
 engine:  ## make a Docker engine answer (installs/starts Debian's docker.io if none does)
 	bash scripts/ensure-docker-engine.sh
+
+browser:  ## headless Chromium + ChromeDriver for the report's browser test (Debian packages)
+	bash scripts/ensure-test-browser.sh
 
 base-image: engine  ## the Python 3.11 base image: pulled if a registry answers, else built offline
 	@docker image inspect python:3.11-slim-bookworm >/dev/null 2>&1 \
@@ -48,7 +51,7 @@ $(DATA): | setup
 run-all: build-all $(DATA)  ## run every method on INPUT (default: the synthetic data) into OUT
 	$(BIN)/multiverse run --input $(INPUT) --output $(OUT) $(if $(MODELS),--models $(MODELS))
 
-test: build-all  ## the whole test suite, with the real engine and images
+test: build-all browser  ## the whole test suite, with the real engine, images and browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup  ## only the tests that need no Docker engine

@@ -127,13 +127,20 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
-IMAGES: dict[str, ImageSpec] = {SCVERSE_BASE.name: SCVERSE_BASE} | {
-    spec.image.name: spec.image for spec in MODELS.values()
-}
+#: The evaluation image (scib-metrics; ``python -m multiverse_methods.evaluate``): not a model.
+METRICS_IMAGE = ImageSpec("metrics", base="scverse-base")
+#: Images that belong to no model; ``multiverse build NAME`` builds one, ``multiverse build`` all.
+EXTRA_IMAGES: dict[str, ImageSpec] = {METRICS_IMAGE.name: METRICS_IMAGE}
+
+IMAGES: dict[str, ImageSpec] = (
+    {SCVERSE_BASE.name: SCVERSE_BASE}
+    | {spec.image.name: spec.image for spec in MODELS.values()}
+    | EXTRA_IMAGES
+)
 
 
-def images_for(models: list[ModelSpec]) -> list[ImageSpec]:
-    """The images these models need, bases before the images built on them."""
+def images_for(models: list[ModelSpec], extra: list[ImageSpec] = ()) -> list[ImageSpec]:
+    """The images these models (and the ``extra`` images) need, bases before the images built on them."""
     ordered: list[ImageSpec] = []
 
     def add(image: ImageSpec) -> None:
@@ -144,4 +151,6 @@ def images_for(models: list[ModelSpec]) -> list[ImageSpec]:
 
     for model in models:
         add(model.image)
+    for image in extra:
+        add(image)
     return ordered

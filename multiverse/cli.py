@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiverse import __version__
-from multiverse.catalog import MODELS, images_for
+from multiverse.catalog import EXTRA_IMAGES, MODELS, images_for
 from multiverse.errors import ConfigError, MultiverseError
 
 console = Console(highlight=False)
@@ -73,7 +73,9 @@ def cli() -> None:
               help="Output folder; each model writes <output>/<model>/. Overrides the config.")
 @click.option("--jobs", "-j", type=int, help="Models to run at the same time (default 1).")
 @click.option("--force", is_flag=True, help="Rerun models even when a valid result with the same key exists.")
-def run(config_path, models, input_path, output_path, jobs, force) -> None:
+@click.option("--report/--no-report", "report", default=None,
+              help="Score the results and write OUTPUT/report/report.html at the end (default: the config's 'report').")
+def run(config_path, models, input_path, output_path, jobs, force, report) -> None:
     """Train the chosen methods on the input, one container each, and check their results.
 
     Each model's result lands in OUTPUT/<model>/ (embeddings.h5ad, metrics.json,
@@ -90,6 +92,8 @@ def run(config_path, models, input_path, output_path, jobs, force) -> None:
     plan = api.prepare(
         config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs
     )
+    if report is None:
+        report = plan.report
     data = plan.input
     engine = Engine.connect()
     console.print(
@@ -103,6 +107,8 @@ def run(config_path, models, input_path, output_path, jobs, force) -> None:
     if cancel.is_set():
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")
         sys.exit(EXIT_INTERRUPTED)
+    if report and any(r.status.succeeded for r in results):
+        _report(plan.output_root, engine, labels=None)
     failed = [r.name for r in results if not r.status.succeeded]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(results)} model(s) did not succeed:[/] {', '.join(failed)}")
@@ -138,7 +144,9 @@ class _cancel_on_signals:
               "if present or pullable, else the offline multiverse/python:3.11-slim-bookworm).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
 def build(models, base_image, no_cache) -> None:
-    """Build the images of MODELS (default: all), with their wheelhouses resolved on this host.
+    """Build the images of MODELS (default: all, and the 'metrics' evaluation image),
+    with their wheelhouses resolved on this host. 'multiverse build metrics' builds
+    only the evaluation image.
 
     Builds need a docker client with BuildKit and, for the wheelhouses, pip access
     to a package index from this host; nothing is downloaded inside the build.
@@ -146,14 +154,19 @@ def build(models, base_image, no_cache) -> None:
     from multiverse.build.images import ImageBuilder, choose_base_image
     from multiverse.engine import Engine
 
-    names = _split_models(models) or list(MODELS)
-    unknown = [name for name in names if name not in MODELS]
+    names = _split_models(models) or [*MODELS, *EXTRA_IMAGES]
+    unknown = [name for name in names if name not in MODELS and name not in EXTRA_IMAGES]
     if unknown:
-        raise ConfigError(f"unknown model(s): {', '.join(unknown)} (known: {', '.join(MODELS)})")
+        known = ", ".join([*MODELS, *EXTRA_IMAGES])
+        raise ConfigError(f"unknown model(s) or image(s): {', '.join(unknown)} (known: {known})")
     engine = Engine.connect()
     base = choose_base_image(engine, base_image)
     builder = ImageBuilder(engine, base, log=lambda text: console.print(text), no_cache=no_cache)
-    built = [builder.build(spec) for spec in images_for([MODELS[name] for name in names])]
+    specs = images_for(
+        [MODELS[name] for name in names if name in MODELS],
+        extra=[EXTRA_IMAGES[name] for name in names if name in EXTRA_IMAGES],
+    )
+    built = [builder.build(spec) for spec in specs]
     builder.prune_dangling()
     table = Table(title=f"images built on {base}", title_justify="left")
     for column in ("image", "size", "build time"):
@@ -207,6 +220,35 @@ def synth(output, cells, second, n_types, seed) -> None:
 
     path = write_synthetic(output, n_cells=cells, second=second, n_types=n_types, seed=seed)
     console.print(f"wrote {path} ({cells} cells, rna + {second}, {n_types} cell types, 2 batches)")
+
+
+def _report(root: Path, engine, labels) -> None:
+    from multiverse.report import make_report
+
+    console.print(f"[bold]evaluating[/] the results in {root} ...")
+    with console.status("scoring every embedding (scib-metrics) and drawing UMAPs"):
+        path = make_report(root, engine, labels, on_line=lambda line: None)
+    console.print(f"report: {path}")
+
+
+@cli.command(name="report")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--cell-type-key", help="obs column with cell types (default: the run's labels.cell_type).")
+@click.option("--batch-key", help="obs column with batches (default: the run's labels.batch).")
+def report_command(results, cell_type_key, batch_key) -> None:
+    """Score every result in RESULTS and write one self-contained HTML report.
+
+    Runs the evaluation image (scib-metrics): bio conservation (ARI/NMI of Leiden
+    clusters, cell-type silhouette, cLISI, isolated labels) and batch correction
+    (batch silhouette, iLISI, kBET, graph connectivity) against the run's labels,
+    plus a UMAP of every embedding. Writes RESULTS/report/report.html,
+    metrics.csv and metrics.json. A metric whose labels are missing is skipped,
+    and the report says why.
+    """
+    from multiverse.engine import Engine
+
+    labels = {k: v for k, v in (("cell_type", cell_type_key), ("batch", batch_key)) if v}
+    _report(results, Engine.connect(), labels)
 
 
 @cli.command(name="collect")

@@ -24,6 +24,7 @@ from multiverse.errors import ConfigError
 DEFAULT_CONFIG = Path("runner_config.yaml")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+RESERVED_NAMES = ("report", "manifest.json", "embeddings.h5ad", "embeddings.h5mu")
 _ENTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$", re.IGNORECASE)
 
@@ -116,6 +117,8 @@ class RunnerConfig(_Strict):
     #: Modality name -> kind, for names multiverse does not recognise.
     modalities: dict[str, Literal["rna", "atac", "adt"]] = Field(default_factory=dict)
     labels: Labels = Field(default_factory=Labels)
+    #: Evaluate the results and write <output>/report/report.html at the end of a run.
+    report: bool = False
 
 
 class ModelConfig(BaseModel):
@@ -208,6 +211,8 @@ def load_config(
 
 def _check_entry_name(name: str, source: str) -> None:
     """An entry's name becomes its output folder: it must stay inside the output root."""
+    if name in RESERVED_NAMES:
+        raise ConfigError(f"{source}: '{name}' is reserved for multiverse's own output; name the model otherwise")
     if not _ENTRY_NAME.match(name) or name in (".", ".."):
         raise ConfigError(
             f"{source}: model name {name!r} cannot be an output folder name: use letters, digits, "

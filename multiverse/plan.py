@@ -46,6 +46,7 @@ class Plan:
     jobs: tuple[Job, ...]
     parallel: int
     labels: dict
+    report: bool = False
 
     @property
     def work_dir(self) -> Path:
@@ -97,4 +98,5 @@ def make_plan(config: RunnerConfig, models: list[ModelConfig], data: InputData) 
         jobs=jobs,
         parallel=min(config.jobs, len(jobs)),
         labels=config.labels.model_dump(),
+        report=config.report,
     )

@@ -102,6 +102,7 @@ class Manifest:
                 "n_cells": plan.input.n_obs,
                 "modalities": {m.name: {"kind": m.kind, "n_features": m.n_vars} for m in plan.input.modalities.values()},
             },
+            "labels": plan.labels,
             "parallel_jobs": plan.parallel,
             "models": self._earlier_results(plan),
         }

@@ -1,0 +1,31 @@
+# Evaluation image: scores embeddings against cell-type and batch labels
+# (scib-metrics on CPU jax) and draws their UMAPs. Not a method: the host runs
+# `python -m multiverse_methods.evaluate` in it. Built by `multiverse build metrics`
+# on the shared scverse base.
+ARG BASE_IMAGE=multiverse/scverse-base:latest
+FROM ${BASE_IMAGE}
+
+# Dependencies first (cached), the code last: a code change rebuilds in seconds.
+COPY docker/requirements-metrics.txt /opt/multiverse/requirements/
+RUN --mount=type=bind,source=build/wheelhouse/metrics,target=/wheels \
+    pip install --no-index --no-deps --find-links /wheels \
+        -r /opt/multiverse/requirements/requirements-metrics.txt \
+ && pip check
+
+# jax on CPU only; caches go to the writable /tmp (the root is read-only at run time).
+ENV JAX_PLATFORMS=cpu \
+    JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache \
+    MPLBACKEND=Agg \
+    PYTHONPATH=/opt/multiverse
+
+# Compile umap-learn's and pynndescent's numba kernels once, here: evaluate copies
+# this cache to NUMBA_CACHE_DIR at start instead of compiling for ~a minute. Only
+# scoring.py comes in first, so a change to the rest of the code does not redo it.
+COPY multiverse_methods/__init__.py multiverse_methods/scoring.py /opt/multiverse/multiverse_methods/
+RUN NUMBA_CACHE_DIR=/opt/multiverse/numba-cache HOME=/tmp MPLCONFIGDIR=/tmp/mpl \
+        python -m multiverse_methods.scoring \
+ && chmod -R a+rX /opt/multiverse/numba-cache \
+ && rm -rf /tmp/* /opt/multiverse/multiverse_methods/__pycache__
+
+COPY multiverse_methods /opt/multiverse/multiverse_methods
+ENTRYPOINT ["python", "-m", "multiverse_methods.evaluate"]

@@ -1,0 +1,140 @@
+"""Training Cobolt: mini-batches, the sum over modality subsets, KL annealing.
+
+Every mini-batch's objective is the negative ELBO summed over every non-empty
+subset of the modalities (for RNA + ATAC: the RNA-only, the ATAC-only and the
+joint posterior), with the KL term weighted by a factor that grows linearly
+from 1/A to 1 over the first A epochs (``annealing_epochs``) and stays at 1
+afterwards. Adam optimises encoders and decoders together.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from multiverse_methods.cobolt.model import Cobolt, modality_subsets
+
+log = logging.getLogger("multiverse_methods.cobolt")
+
+#: Inputs up to this size (float32, all modalities) are densified once; larger
+#: ones are kept sparse and densified one mini-batch at a time.
+DENSE_LIMIT_BYTES = 512 * 2**20
+
+
+class CountRows:
+    """Each modality's counts (cells x features), served as float32 tensors for a set of rows."""
+
+    def __init__(self, matrices: dict, dense_limit_bytes: int = DENSE_LIMIT_BYTES):
+        self.names = list(matrices)
+        self.n_obs = next(iter(matrices.values())).shape[0]
+        size = sum(4 * x.shape[0] * x.shape[1] for x in matrices.values())
+        self.dense = size <= dense_limit_bytes
+        if self.dense:
+            self.data = {
+                n: torch.from_numpy(np.asarray(_toarray(x), dtype=np.float32)) for n, x in matrices.items()
+            }
+        else:
+            self.data = {n: sp.csr_matrix(x, dtype=np.float32) for n, x in matrices.items()}
+
+    def rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.dense:
+            return {n: x[index] for n, x in self.data.items()}
+        idx = index.numpy()
+        return {n: torch.from_numpy(x[idx].toarray()) for n, x in self.data.items()}
+
+
+def _toarray(x):
+    return x.toarray() if sp.issparse(x) else x
+
+
+def kl_weight(epoch: int, annealing_epochs: int) -> float:
+    """Weight of the KL term in (1-based) ``epoch``: epoch / A for the first A epochs, then 1."""
+    if annealing_epochs <= 0:
+        return 1.0
+    return min(1.0, epoch / annealing_epochs)
+
+
+def minibatches(n_obs: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A shuffled partition of the cells into mini-batches of ``batch_size``.
+
+    A last batch of a single cell is merged into the one before it (BatchNorm
+    needs at least two cells in training mode).
+    """
+    order = torch.randperm(n_obs, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
+def train(
+    model: Cobolt,
+    counts: CountRows,
+    batch: np.ndarray,
+    *,
+    n_epochs: int,
+    lr: float,
+    batch_size: int,
+    annealing_epochs: int,
+    generator: torch.Generator,
+    subsets: Sequence[tuple[str, ...]] | None = None,
+    log_every: int | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` in place; returns one record per epoch.
+
+    Each record holds ``loss`` (the negative ELBO per cell, summed over the
+    subsets, with the KL at full weight), its ``reconstruction`` and ``kl``
+    parts, the epoch's ``kl_weight`` and the annealed ``objective`` that the
+    optimiser saw, all averaged over the epoch's cells.
+    """
+    subsets = modality_subsets(model.names) if subsets is None else list(subsets)
+    batch_t = torch.as_tensor(np.asarray(batch), dtype=torch.long)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    log_every = log_every or max(1, n_epochs // 10)
+    history: list[dict] = []
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(1, n_epochs + 1):
+        weight = kl_weight(epoch, annealing_epochs)
+        sums = {"reconstruction": 0.0, "kl": 0.0, "objective": 0.0}
+        for index in minibatches(counts.n_obs, batch_size, generator):
+            objective, reconstruction, kl = model.loss(counts.rows(index), batch_t[index], subsets, weight)
+            optimiser.zero_grad(set_to_none=True)
+            objective.backward()
+            optimiser.step()
+            n = len(index)
+            sums["reconstruction"] += reconstruction * n
+            sums["kl"] += kl * n
+            sums["objective"] += float(objective.detach()) * n
+        record = {key: value / counts.n_obs for key, value in sums.items()}
+        record.update(epoch=epoch, kl_weight=weight, loss=record["reconstruction"] + record["kl"])
+        if not np.isfinite(record["loss"]):
+            raise FloatingPointError(f"Cobolt's loss is not finite at epoch {epoch}: {record}")
+        history.append(record)
+        if epoch % log_every == 0 or epoch in (1, n_epochs):
+            log.info(
+                "epoch %d/%d: loss %.2f (reconstruction %.2f, KL %.2f, KL weight %.2f), %.1f s",
+                epoch, n_epochs, record["loss"], record["reconstruction"], record["kl"], weight,
+                time.perf_counter() - start,
+            )
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
+@torch.no_grad()
+def embed(model: Cobolt, counts: CountRows, subset: Sequence[str] | None = None, chunk: int = 4096) -> np.ndarray:
+    """Posterior means of z for every cell, in order (evaluation mode: BatchNorm's running statistics)."""
+    model.eval()
+    out = []
+    for start in range(0, counts.n_obs, chunk):
+        index = torch.arange(start, min(start + chunk, counts.n_obs))
+        mean, _ = model.posterior(model.experts(counts.rows(index)), subset)
+        out.append(mean)
+    return torch.cat(out).numpy()
