@@ -34,7 +34,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0;font-size:.92rem}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:right;white-space:nowrap}
-th{background:#f4f4f4;position:sticky;top:0} td.name,th.name{text-align:left}
+th{background:#f4f4f4} td.name,th.name{text-align:left}
 td.reason{text-align:left;white-space:normal;max-width:38rem}
 tr.control td.name{font-style:italic;color:#555}
 .ok{color:#1a7f37}.bad{color:#c62828}.warn{color:#b26a00}
@@ -42,6 +42,7 @@ tr.control td.name{font-style:italic;color:#555}
 .skip{color:#999} figure{margin:1.5rem 0} img{max-width:100%;border:1px solid #eee}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4rem .8rem;margin:.5rem 0}
 code{background:#f4f4f4;padding:0 .2rem}
+.scroll{overflow-x:auto} th.group{text-align:center;border-left:2px solid #ccc}
 """
 
 
@@ -155,8 +156,10 @@ run {html.escape(manifest.get('run_id', '?'))}; report made {dt.datetime.now().a
 (the weighting of scIB, Luecken et al. 2022). Labels: {label_text}. The controls anchor the scale: a random embedding
 (the floor; note that it mixes batches perfectly, so read batch scores beside the bio ones) and one built from the cell-type labels themselves (the ceiling).</p>
 {''.join(f'<p class="note">Skipped: {html.escape(g)}</p>' for g in skipped_groups)}
-<table id="metrics"><thead><tr><th class="name">model</th><th>total</th><th>bio conservation</th><th>batch correction</th>{head}</tr></thead>
-<tbody>{''.join(body)}</tbody></table>
+<div class="scroll"><table id="metrics"><thead>
+<tr><th></th><th colspan="3">aggregate scores</th><th colspan="{len(bio)}" class="group">bio conservation</th><th colspan="{len(batch)}" class="group">batch correction</th></tr>
+<tr><th class="name">model</th><th>total</th><th>bio conservation</th><th>batch correction</th>{head}</tr></thead>
+<tbody>{''.join(body)}</tbody></table></div>
 {''.join(f'<p class="note">{n}</p>' for n in notes)}
 
 <h2>Embeddings side by side</h2>
