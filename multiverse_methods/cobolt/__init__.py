@@ -75,21 +75,22 @@ def _set_threads() -> None:
     log.info("torch %s, %d threads", torch.__version__, torch.get_num_threads())
 
 
-def fit(data: Dataset, params: CoboltParams) -> MethodResult:
+def train_model(data: Dataset, params: CoboltParams):
+    """Prepare the counts, build the model and train it: (model, counts, history, facts)."""
+    if data.n_obs < 2:
+        raise NotApplicable(f"Cobolt needs at least 2 cells, the input has {data.n_obs}")
+    matrices = _counts_of(data, params)  # refuses inputs without counts before torch loads
+    batch, batch_names = _batches(data, params.batch_key)
+
     import torch
 
     from multiverse_methods.cobolt.model import Cobolt, modality_subsets
-    from multiverse_methods.cobolt.train import CountRows, embed, train
+    from multiverse_methods.cobolt.train import CountRows, train
 
-    if data.n_obs < 2:
-        raise NotApplicable(f"Cobolt needs at least 2 cells, the input has {data.n_obs}")
     _set_threads()
     torch.manual_seed(params.seed)
     np.random.seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
-
-    matrices = _counts_of(data, params)
-    batch, batch_names = _batches(data, params.batch_key)
     alpha = params.alpha if params.alpha is not None else 50.0 / params.n_latent
     model = Cobolt(
         {name: x.shape[1] for name, x in matrices.items()},
@@ -117,9 +118,22 @@ def fit(data: Dataset, params: CoboltParams) -> MethodResult:
         generator=generator,
         subsets=subsets,
     )
-    train_s = time.perf_counter() - start
+    facts = {
+        "train_time_s": round(time.perf_counter() - start, 3),
+        "alpha": alpha,
+        "modality_subsets": [list(s) for s in subsets],
+        "n_batches": len(batch_names),
+        "features_used": {name: int(x.shape[1]) for name, x in matrices.items()},
+    }
+    return model, counts, history, facts
+
+
+def fit(data: Dataset, params: CoboltParams) -> MethodResult:
+    from multiverse_methods.cobolt.train import embed
+
+    model, counts, history, facts = train_model(data, params)
     embedding = embed(model, counts)
-    log.info("trained in %.1f s; embedding: posterior mean of z given all modalities", train_s)
+    log.info("trained in %.1f s; embedding: posterior mean of z given all modalities", facts["train_time_s"])
     return MethodResult(
         embedding=embedding,
         extra_metrics={
@@ -127,11 +141,7 @@ def fit(data: Dataset, params: CoboltParams) -> MethodResult:
             "reconstruction_history": [round(r["reconstruction"], 4) for r in history],
             "kl_history": [round(r["kl"], 4) for r in history],
             "final_loss": round(history[-1]["loss"], 4),
-            "train_time_s": round(train_s, 3),
-            "alpha": alpha,
-            "modality_subsets": [list(s) for s in subsets],
-            "n_batches": len(batch_names),
-            "features_used": {name: int(x.shape[1]) for name, x in matrices.items()},
+            **facts,
             "embedding": "posterior mean of z (product of experts over all modalities and the prior)",
         },
     )

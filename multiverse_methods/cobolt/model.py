@@ -120,7 +120,10 @@ class Decoder(nn.Module):
 
     def forward(self, theta: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every feature per cell (each row's exp sums to 1)."""
-        logits = (theta @ self.beta) * (1.0 + self.slope[batch]) + self.intercept[batch]
+        # One-hot products rather than slope[batch]: the backward pass of indexing
+        # accumulates with multiple threads in a varying order (not reproducible).
+        onehot = F.one_hot(batch, self.slope.shape[0]).to(theta.dtype)
+        logits = (theta @ self.beta) * (1.0 + onehot @ self.slope) + onehot @ self.intercept
         return F.log_softmax(logits, dim=-1)
 
 
@@ -207,9 +210,3 @@ class Cobolt(nn.Module):
             kl = kl + kl_s.mean()
         objective = reconstruction + kl_weight * kl
         return objective, float(reconstruction.detach()), float(kl.detach())
-
-    @torch.no_grad()
-    def embed(self, xs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Posterior mean of z given every modality (the representation Cobolt reports)."""
-        mean, _ = self.posterior(self.experts(xs), self.names)
-        return mean

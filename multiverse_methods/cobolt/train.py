@@ -68,7 +68,8 @@ def minibatches(n_obs: int, batch_size: int, generator: torch.Generator) -> list
     order = torch.randperm(n_obs, generator=generator)
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < 2:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        last = batches.pop()
+        batches[-1] = torch.cat([batches[-1], last])
     return batches
 
 

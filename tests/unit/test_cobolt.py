@@ -1,0 +1,276 @@
+"""The PyTorch reimplementation of Cobolt: its pieces against closed forms, its training, its embedding.
+
+Runs on the host (CPU torch from the test extra), no Docker needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from multiverse_methods import cobolt  # before torch: sets OpenMP's passive waiting
+
+torch = pytest.importorskip("torch")
+
+from multiverse_methods.cobolt.model import (  # noqa: E402
+    Cobolt,
+    Decoder,
+    gaussian_kl,
+    laplace_dirichlet_prior,
+    modality_subsets,
+    product_of_experts,
+)
+from multiverse_methods.cobolt.train import kl_weight, minibatches  # noqa: E402
+from multiverse_methods.contract import Dataset, NotApplicable  # noqa: E402
+from multiverse_methods.params import CoboltParams  # noqa: E402
+
+
+def synthetic(n_cells=300, n_genes=300, n_peaks=500, seed=0, **kwargs) -> Dataset:
+    from multiverse.synthetic import make_synthetic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        mdata = make_synthetic(n_cells=n_cells, n_genes=n_genes, n_peaks=n_peaks, seed=seed, **kwargs)
+    return Dataset(modalities=dict(mdata.mod), kinds={name: name for name in mdata.mod}, obs=mdata.obs)
+
+
+def knn_accuracy(embedding: np.ndarray, labels, k: int = 15) -> float:
+    """Leave-one-out accuracy of a k-nearest-neighbour vote (Euclidean) for ``labels``."""
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    sq = (embedding**2).sum(1)
+    dist = sq[:, None] + sq[None, :] - 2 * embedding @ embedding.T
+    np.fill_diagonal(dist, np.inf)
+    neighbours = np.argsort(dist, axis=1)[:, :k]
+    votes = np.zeros((len(codes), codes.max() + 1))
+    np.add.at(votes, (np.repeat(np.arange(len(codes)), k), codes[neighbours].ravel()), 1)
+    return float((votes.argmax(1) == codes).mean())
+
+
+@pytest.fixture(scope="module")
+def small():
+    """RNA + ATAC, for the quick tests."""
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def cite():
+    """RNA + ADT: types 0/1 differ only in ADT, 2/3 only in RNA."""
+    return synthetic(n_cells=300, n_genes=200, second="adt")
+
+
+@pytest.fixture(scope="module")
+def trained(cite):
+    """One training run shared by the tests that look at a trained model (60 epochs, ~10 s)."""
+    from multiverse_methods.cobolt.train import embed
+
+    model, counts, history, facts = cobolt.train_model(cite, CoboltParams(n_epochs=60, seed=0))
+    return {
+        "history": history,
+        "facts": facts,
+        "joint": embed(model, counts),
+        "rna": embed(model, counts, ["rna"]),
+        "adt": embed(model, counts, ["adt"]),
+    }
+
+
+# --- the pieces, against closed forms -------------------------------------------------------
+
+
+def test_the_laplace_prior_of_a_symmetric_dirichlet():
+    # K = 10, alpha = 50/K = 5: mean 0, variance (1/5)(1 - 2/10) + (1/100) * 10 * (1/5) = 0.18.
+    mean, var = laplace_dirichlet_prior(torch.full((10,), 5.0))
+    assert torch.allclose(mean, torch.zeros(10), atol=1e-7)
+    assert torch.allclose(var, torch.full((10,), 0.18), atol=1e-6)
+
+
+def test_the_laplace_prior_of_an_asymmetric_dirichlet():
+    mean, var = laplace_dirichlet_prior(torch.tensor([1.0, 2.0, 4.0]))
+    log2 = math.log(2.0)
+    assert torch.allclose(mean, torch.tensor([-log2, 0.0, log2]), atol=1e-6)
+    # (1/a_k)(1 - 2/3) + (1/9)(1 + 1/2 + 1/4)
+    expected = torch.tensor([1.0, 0.5, 0.25]) / 3 + 1.75 / 9
+    assert torch.allclose(var, expected, atol=1e-6)
+
+
+def test_the_model_uses_alpha_50_over_k_by_default():
+    model = Cobolt({"rna": 5}, n_latent=4)
+    assert torch.allclose(model.prior_var, laplace_dirichlet_prior(torch.full((4,), 12.5))[1])
+    model = Cobolt({"rna": 5}, n_latent=4, alpha=0.5)
+    assert torch.allclose(model.prior_var, laplace_dirichlet_prior(torch.full((4,), 0.5))[1])
+
+
+def test_the_product_of_two_gaussians_is_the_closed_form():
+    m1, v1 = torch.tensor([0.5, -1.0, 3.0]), torch.tensor([2.0, 0.5, 1.0])
+    m2, v2 = torch.tensor([-1.5, 2.0, 3.0]), torch.tensor([0.5, 0.25, 4.0])
+    mean, logvar = product_of_experts([m1, m2], [v1.log(), v2.log()])
+    assert torch.allclose(mean, (m1 * v2 + m2 * v1) / (v1 + v2), atol=1e-6)
+    assert torch.allclose(logvar.exp(), v1 * v2 / (v1 + v2), atol=1e-6)
+
+
+def test_the_product_of_one_expert_is_that_expert():
+    m, v = torch.tensor([[0.3, -2.0]]), torch.tensor([[0.7, 3.0]])
+    mean, logvar = product_of_experts([m], [v.log()])
+    assert torch.allclose(mean, m) and torch.allclose(logvar.exp(), v)
+
+
+def test_the_kl_divergence_matches_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+
+    mq, lvq = torch.randn(4, 3), torch.randn(4, 3)
+    mp, vp = torch.randn(3), torch.rand(3) + 0.1
+    expected = kl_divergence(Normal(mq, (0.5 * lvq).exp()), Normal(mp, vp.sqrt())).sum(-1)
+    assert torch.allclose(gaussian_kl(mq, lvq, mp, vp), expected, atol=1e-5)
+
+
+def test_decoder_rows_are_probability_vectors_shifted_per_batch():
+    torch.manual_seed(0)
+    decoder = Decoder(n_latent=4, n_features=7, n_batches=2)
+    theta = torch.softmax(torch.randn(6, 4), -1)
+    batch = torch.tensor([0, 1, 0, 1, 0, 1])
+    p = decoder(theta, batch).exp()
+    assert torch.all(p >= 0) and torch.allclose(p.sum(-1), torch.ones(6), atol=1e-6)
+    # Untrained, slopes and intercepts are zero: plain ProdLDA, the same for both batches.
+    assert torch.allclose(p, torch.softmax(theta @ decoder.beta, -1), atol=1e-6)
+    with torch.no_grad():
+        decoder.slope[1] = 0.5
+        decoder.intercept[1] = torch.linspace(-1, 1, 7)
+    p = decoder(theta, batch).exp()
+    assert torch.allclose(p.sum(-1), torch.ones(6), atol=1e-6)
+    assert torch.allclose(p[0], torch.softmax(theta[0] @ decoder.beta, -1), atol=1e-6)
+    expected_1 = torch.softmax((theta[1] @ decoder.beta) * 1.5 + torch.linspace(-1, 1, 7), -1)
+    assert torch.allclose(p[1], expected_1, atol=1e-6)
+
+
+def test_every_non_empty_subset_of_the_modalities_is_trained():
+    assert modality_subsets(["rna", "atac"]) == [("rna",), ("atac",), ("rna", "atac")]
+    three = modality_subsets(["rna", "atac", "adt"])
+    assert len(three) == 7 and ("rna", "atac", "adt") in three and () not in three
+    assert modality_subsets(["rna"]) == [("rna",)]
+
+
+def test_the_loss_is_the_sum_over_subsets_and_a_subset_reconstructs_only_its_modalities():
+    torch.manual_seed(0)
+    model = Cobolt({"rna": 20, "atac": 30}, n_latent=3, hidden_dims=[8], n_batches=2).eval()
+    xs = {"rna": torch.poisson(torch.full((5, 20), 3.0)), "atac": (torch.rand(5, 30) < 0.3).float()}
+    batch = torch.tensor([0, 1, 1, 0, 1])
+    subsets = modality_subsets(model.names)
+
+    torch.manual_seed(1)
+    objective, rec, kl = model.loss(xs, batch, subsets, kl_weight=0.25)
+    torch.manual_seed(1)  # the same reparameterisation noise, drawn in the same order
+    experts = model.experts(xs)
+    parts = [model.elbo_terms(xs, experts, batch, s) for s in subsets]
+    assert rec == pytest.approx(sum(float(r.detach().mean()) for r, _ in parts), rel=1e-5)
+    assert kl == pytest.approx(sum(float(k.detach().mean()) for _, k in parts), rel=1e-5)
+    assert float(objective.detach()) == pytest.approx(rec + 0.25 * kl, rel=1e-5)
+
+    # The RNA-only term ignores ATAC entirely: change ATAC, it stays the same.
+    noise = torch.randn(5, 3)
+    rna_only = model.elbo_terms(xs, experts, batch, ("rna",), noise=noise)
+    other = {"rna": xs["rna"], "atac": 1 - xs["atac"]}
+    rna_only_other = model.elbo_terms(other, model.experts(other), batch, ("rna",), noise=noise)
+    assert torch.equal(rna_only[0], rna_only_other[0]) and torch.equal(rna_only[1], rna_only_other[1])
+    joint = model.elbo_terms(xs, experts, batch, ("rna", "atac"), noise=noise)
+    joint_other = model.elbo_terms(other, model.experts(other), batch, ("rna", "atac"), noise=noise)
+    assert not torch.allclose(joint[0], joint_other[0])
+
+
+def test_the_kl_weight_grows_linearly_then_stays_at_one():
+    assert [kl_weight(e, 4) for e in (1, 2, 3, 4, 5, 100)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert kl_weight(1, 0) == 1.0
+
+
+def test_minibatches_partition_the_cells_reproducibly():
+    batches = minibatches(257, 128, torch.Generator().manual_seed(3))
+    assert [len(b) for b in batches] == [128, 129]  # a lone last cell joins the batch before it
+    assert sorted(torch.cat(batches).tolist()) == list(range(257))
+    again = minibatches(257, 128, torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+    other = minibatches(257, 128, torch.Generator().manual_seed(4))
+    assert not torch.equal(batches[0], other[0])
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+
+def test_training_lowers_the_loss(trained):
+    history = [record["loss"] for record in trained["history"]]
+    assert len(history) == 60 and all(np.isfinite(history))
+    assert history[-1] < 0.95 * history[0]
+    assert np.mean(history[-5:]) < np.mean(history[10:15])  # still falling after the first epochs
+    assert trained["history"][0]["kl_weight"] == pytest.approx(1 / 30)
+    assert trained["history"][-1]["kl_weight"] == 1.0
+
+
+def pair_accuracy(embedding, labels, pair) -> float:
+    keep = np.isin(np.asarray(labels), pair)
+    return knn_accuracy(embedding[keep], np.asarray(labels)[keep])
+
+
+def test_the_joint_embedding_separates_what_each_modality_alone_cannot(trained, cite):
+    labels = cite.obs["cell_type"]
+    joint = trained["joint"]
+    chance = knn_accuracy(np.random.default_rng(0).normal(size=joint.shape), labels)
+    assert chance < 0.35
+    assert knn_accuracy(joint, labels) > 0.95
+    # Types 0/1 differ only in ADT, 2/3 only in RNA: the joint posterior tells both pairs apart...
+    # (1.0 for seeds 0-2; 0.89 when the joint posterior silently drops the ADT expert.)
+    assert pair_accuracy(joint, labels, ("type_0", "type_1")) > 0.97
+    assert pair_accuracy(joint, labels, ("type_2", "type_3")) > 0.97
+    # ...while each single-modality posterior (trained through its own subset) tells apart only its own.
+    assert pair_accuracy(trained["rna"], labels, ("type_2", "type_3")) > 0.9
+    assert pair_accuracy(trained["rna"], labels, ("type_0", "type_1")) < 0.75
+    assert pair_accuracy(trained["adt"], labels, ("type_0", "type_1")) > 0.9
+    assert pair_accuracy(trained["adt"], labels, ("type_2", "type_3")) < 0.75
+
+
+def test_fit_returns_the_joint_posterior_mean_and_the_loss_history(small):
+    result = cobolt.fit(small, CoboltParams(n_epochs=40, hidden_dims=[64, 32]))
+    assert result.embedding.shape == (small.n_obs, 10) and result.embedding.dtype == np.float32
+    assert np.isfinite(result.embedding).all()
+    metrics = result.extra_metrics
+    assert len(metrics["loss_history"]) == 40 and metrics["final_loss"] == metrics["loss_history"][-1]
+    assert metrics["modality_subsets"] == [["rna"], ["atac"], ["rna", "atac"]]
+    assert metrics["n_batches"] == 2 and metrics["alpha"] == 5.0
+    # RNA + ATAC at this small size: clearly better than chance (ATAC, with ~50x fewer
+    # counts than RNA, weighs little in the joint posterior; see docs/COBOLT.md).
+    assert knn_accuracy(result.embedding, small.obs["cell_type"]) > 0.75
+
+
+def test_the_same_seed_gives_the_same_embedding_and_another_seed_another(small):
+    params = dict(n_epochs=3, hidden_dims=[32, 16])
+    first = cobolt.fit(small, CoboltParams(seed=7, **params))
+    again = cobolt.fit(small, CoboltParams(seed=7, **params))
+    other = cobolt.fit(small, CoboltParams(seed=8, **params))
+    assert np.array_equal(first.embedding, again.embedding)
+    assert first.extra_metrics["loss_history"] == again.extra_metrics["loss_history"]
+    assert not np.allclose(first.embedding, other.embedding, atol=1e-3)
+
+
+def test_a_missing_batch_column_is_logged_and_ignored(small, caplog):
+    params = CoboltParams(n_epochs=1, hidden_dims=[16], batch_key="donor")
+    with caplog.at_level(logging.INFO, logger="multiverse_methods.cobolt"):
+        result = cobolt.fit(small, params)
+    assert "batch_key 'donor' is not a column of obs" in caplog.text
+    assert result.extra_metrics["n_batches"] == 1
+
+
+def test_feature_selection_and_rna_with_adt():
+    data = synthetic(n_cells=120, n_genes=200, second="adt", n_proteins=12)
+    result = cobolt.fit(data, CoboltParams(n_epochs=2, hidden_dims=[16], n_top_genes=50, batch_key=None))
+    assert result.extra_metrics["features_used"] == {"rna": 50, "adt": 12}
+    assert result.embedding.shape == (120, 10)
+
+
+def test_a_modality_without_counts_is_not_applicable(small):
+    import anndata
+
+    rna = small.modalities["rna"]
+    normalised = anndata.AnnData(X=np.log1p(rna.X.toarray()) + 0.5, obs=rna.obs)  # no layers["counts"]
+    data = Dataset(modalities={"rna": normalised}, kinds={"rna": "rna"}, obs=small.obs)
+    with pytest.raises(NotApplicable, match="no raw counts"):
+        cobolt.fit(data, CoboltParams(n_epochs=1))
