@@ -18,13 +18,14 @@ ENV JAX_PLATFORMS=cpu \
     MPLBACKEND=Agg \
     PYTHONPATH=/opt/multiverse
 
-# Compile umap-learn's and pynndescent's numba kernels once, here: evaluate copies
-# this cache to NUMBA_CACHE_DIR at start instead of compiling for ~a minute. Only
-# scoring.py comes in first, so a change to the rest of the code does not redo it.
+# Compile umap-learn's and pynndescent's numba kernels once, here (and check the
+# replacement kernels against scib-metrics' own): evaluate copies these caches to
+# NUMBA_CACHE_DIR and MPLCONFIGDIR at start instead of compiling for a minute or
+# more. Only scoring.py comes in first: a change to the rest does not redo this.
 COPY multiverse_methods/__init__.py multiverse_methods/scoring.py /opt/multiverse/multiverse_methods/
-RUN NUMBA_CACHE_DIR=/opt/multiverse/numba-cache HOME=/tmp MPLCONFIGDIR=/tmp/mpl \
+RUN NUMBA_CACHE_DIR=/opt/multiverse/caches/numba MPLCONFIGDIR=/opt/multiverse/caches/matplotlib HOME=/tmp \
         python -m multiverse_methods.scoring \
- && chmod -R a+rX /opt/multiverse/numba-cache \
+ && chmod -R a+rX /opt/multiverse/caches \
  && rm -rf /tmp/* /opt/multiverse/multiverse_methods/__pycache__
 
 COPY multiverse_methods /opt/multiverse/multiverse_methods

@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -90,7 +91,7 @@ def prepare_environment(threads: int) -> None:
     if threads == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
         flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
-    scoring.seed_numba_cache(Path(os.environ["NUMBA_CACHE_DIR"]))
+    scoring.seed_caches()
 
 
 # --------------------------------------------------------------------------- labels
@@ -235,7 +236,12 @@ def palette(n: int) -> list:
 
 
 def plot_umaps(coords: dict, values, categories: list, title: str, path: Path, seed: int = 0) -> None:
-    """A grid of UMAPs, one panel per model; a label has the same colour in every panel; one legend."""
+    """A grid of UMAPs, one panel per model; a label has the same colour in every panel; one legend.
+
+    At most 4 panels a row (5 and 6 models: 3 a row), the legend to the right
+    in as many columns as 40 cell types need, points drawn in one random order
+    so that no label always lies on top.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,16 +250,14 @@ def plot_umaps(coords: dict, values, categories: list, title: str, path: Path, s
     from matplotlib.lines import Line2D
 
     models = list(coords)
-    ncols = min(len(models), 3 if len(models) in (6, 9) else 4 if len(models) in (7, 8) else 5)
+    ncols = math.ceil(len(models) / math.ceil(len(models) / 4))
     nrows = math.ceil(len(models) / ncols)
-    n_cat = len(categories) if values is not None else 0
-    legend_cols = max(1, math.ceil(n_cat / 22))
-    legend_width = 0.0 if not n_cat else 0.4 + 2.3 * legend_cols
-    panel = 3.0
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols + legend_width, panel * nrows + 0.6), squeeze=False)
+    panel = 3.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols, panel * nrows + 0.5), squeeze=False)
     n_cells = len(next(iter(coords.values())))
     size = float(np.clip(5000 / max(n_cells, 1), 0.3, 16))
-    order = np.random.default_rng(seed).permutation(n_cells)  # no label is always drawn on top
+    order = np.random.default_rng(seed).permutation(n_cells)
+    n_cat = len(categories) if values is not None else 0
     colours = palette(n_cat)
     if n_cat:
         lookup = {c: i for i, c in enumerate(categories)}
@@ -271,15 +275,15 @@ def plot_umaps(coords: dict, values, categories: list, title: str, path: Path, s
     for ax in list(axes.flat)[len(models):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=12)
-    right = 1.0
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     if n_cat:
+        rows_per_column = max(12, int(panel * nrows * 5))  # about 5 legend rows per inch of height
         handles = [Line2D([], [], marker="o", linestyle="", markersize=6, markerfacecolor=c, markeredgewidth=0)
                    for c in colours]
-        fig.legend(handles, categories, loc="center right", ncol=legend_cols, fontsize=7, frameon=False,
-                   handletextpad=0.1, columnspacing=0.6, borderaxespad=0.3)
-        right = 1 - legend_width / fig.get_figwidth()
-    fig.tight_layout(rect=(0, 0, right, 0.96))
-    fig.savefig(path, dpi=100)
+        fig.legend(handles, categories, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   ncol=math.ceil(n_cat / rows_per_column), fontsize=8, frameon=False,
+                   handletextpad=0.1, columnspacing=0.8, borderaxespad=0.2)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight" takes the legend in
     plt.close(fig)
 
 
@@ -309,6 +313,43 @@ def setup_logging(out_dir: Path) -> None:
         root.addHandler(handler)
 
 
+def score_model(model: str, ctx: dict, threads: int = 1):
+    """(model, scores.json entry, UMAP coordinates or None) of one model's embedding.
+
+    ``ctx``: ``results`` (folder), ``labels`` (Labels), ``seed``, ``umap`` (bool).
+    """
+    labels = ctx["labels"]
+    model_start = time.perf_counter()
+    try:
+        X, notes = load_embedding(ctx["results"], model, labels.obs_names)
+    except Exception as exc:  # noqa: BLE001 - an unreadable result is reported, the others are scored
+        message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        log.error("%s: cannot be scored: %s", model, message)
+        return model, {"status": "error", "error": message}, None
+    log.info("%s: %d cells x %d dimensions", model, *X.shape)
+    entry = {"status": "ok", "error": None, "n_cells": int(X.shape[0]), "embedding_dim": int(X.shape[1])}
+    entry.update(scoring.score_embedding(
+        X, labels.cell_type, labels.batch,
+        no_cell_type=labels.reason("cell_type"), no_batch=labels.reason("batch"),
+        seed=ctx["seed"], threads=threads,
+    ))
+    entry["notes"] = notes + entry["notes"]
+    xy = None
+    if ctx["umap"]:
+        umap_start = time.perf_counter()
+        try:
+            xy = scoring.compute_umap(X, ctx["seed"])
+        except Exception as exc:  # noqa: BLE001 - scores without a UMAP are still worth having
+            log.warning("%s: UMAP failed: %s\n%s", model, exc, traceback.format_exc())
+            entry["notes"].append(f"UMAP failed: {type(exc).__name__}: {exc}")
+        entry["timing_s"]["umap"] = round(time.perf_counter() - umap_start, 3)
+    entry["timing_s"]["total"] = round(time.perf_counter() - model_start, 3)
+    agg = entry["aggregates"]
+    log.info("%s: bio %s, batch %s, total %s (%.1f s)", model, _fmt(agg["bio_conservation"]),
+             _fmt(agg["batch_correction"]), _fmt(agg["total"]), entry["timing_s"]["total"])
+    return model, entry, xy
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -322,6 +363,9 @@ def evaluate(args, threads: int, started: float) -> int:
     columns = json.loads(args.labels)
     if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
         raise ValueError(f"--models must be a non-empty JSON list of model names, got {args.models!r}")
+    bad = [m for m in models if m.startswith(".") or not re.fullmatch(r"[A-Za-z0-9_.-]+", m)]
+    if bad:
+        raise ValueError(f"--models: not a model name: {bad}")
     if len(set(models)) != len(models):
         raise ValueError(f"--models names a model twice: {models}")
     if not isinstance(columns, dict) or set(columns) - {"cell_type", "batch"}:
@@ -348,36 +392,12 @@ def evaluate(args, threads: int, started: float) -> int:
             log.warning("%s: %s; the metrics that need it are skipped", role, entry["reason"])
 
     per_model, coords = {}, {}
-    for model in models:
-        model_start = time.perf_counter()
-        try:
-            X, notes = load_embedding(args.results, model, labels.obs_names)
-        except Exception as exc:  # noqa: BLE001 - an unreadable result is reported, the others are scored
-            message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-            log.error("%s: cannot be scored: %s", model, message)
-            per_model[model] = {"status": "error", "error": message}
-            continue
-        log.info("%s: %d cells x %d dimensions", model, *X.shape)
-        entry = {"status": "ok", "error": None, "n_cells": int(X.shape[0]), "embedding_dim": int(X.shape[1])}
-        entry.update(scoring.score_embedding(
-            X, labels.cell_type, labels.batch,
-            no_cell_type=labels.reason("cell_type"), no_batch=labels.reason("batch"),
-            seed=args.seed, threads=threads,
-        ))
-        entry["notes"] = notes + entry["notes"]
-        if not args.no_umap:
-            umap_start = time.perf_counter()
-            try:
-                coords[model] = scoring.compute_umap(X, args.seed)
-            except Exception as exc:  # noqa: BLE001 - scores without a UMAP are still worth having
-                log.warning("%s: UMAP failed: %s\n%s", model, exc, traceback.format_exc())
-                entry["notes"].append(f"UMAP failed: {type(exc).__name__}: {exc}")
-            entry["timing_s"]["umap"] = round(time.perf_counter() - umap_start, 3)
-        entry["timing_s"]["total"] = round(time.perf_counter() - model_start, 3)
+    context = {"results": args.results, "labels": labels, "seed": args.seed, "umap": not args.no_umap}
+    for model in models:  # one after the other: forked workers measured no faster on 2 cores
+        _, entry, xy = score_model(model, context, threads)
         per_model[model] = entry
-        agg = entry["aggregates"]
-        log.info("%s: bio %s, batch %s, total %s (%.1f s)", model, _fmt(agg["bio_conservation"]),
-                 _fmt(agg["batch_correction"]), _fmt(agg["total"]), entry["timing_s"]["total"])
+        if xy is not None:
+            coords[model] = xy
 
     figures = {}
     start = time.perf_counter()

@@ -122,29 +122,55 @@ class MultiviParams(MethodParams):
 
 @dataclass
 class MowgliParams(MethodParams):
-    """Mowgli: integrative NMF with optimal transport (cantinilab `mowgli`)."""
+    """Mowgli: integrative NMF with optimal transport (cantinilab `mowgli` 0.4.0).
 
-    #: Number of latent dimensions (columns of W).
+    Defaults are Mowgli's own except where marked: the iteration caps and feature
+    counts are lowered so that a few hundred cells train in minutes on a CPU.
+    """
+
+    #: Number of latent dimensions (columns of W); 15 as in Mowgli's README.
     latent_dim: int = 15
-    #: Outer iterations of the alternating optimisation (stops earlier on convergence).
+    #: Outer iterations of the alternating optimisation of W and H (Mowgli: 100).
+    #: Training stops earlier when the loss settles (tol_outer) or rises again.
     max_iter_outer: int = 100
+    #: LBFGS steps of each inner optimisation, one for W and one for H per outer
+    #: iteration (Mowgli: 1000; lowered for CPU runs, see docs/MOWGLI.md).
+    max_iter_inner: int = 100
     #: Entropic regularisation of the optimal transport problems.
     eps: float = 0.05
-    #: Highly variable genes kept for RNA (Mowgli needs a feature selection).
-    n_top_genes: int = 1000
-    #: Most frequently open peaks kept for ATAC.
-    n_top_peaks: int = 2000
-    #: Relative tolerance on the loss for convergence.
+    #: Entropic regularisation of the dictionaries H, per modality kind
+    #: (Mowgli's defaults: RNA and ADT 0.01, ATAC 0.1).
+    h_regularization_rna: float = 0.01
+    h_regularization_atac: float = 0.1
+    h_regularization_adt: float = 0.01
+    #: Entropic regularisation of the embedding W.
+    w_regularization: float = 0.001
+    #: Ground cost between features (a scipy cdist metric).
+    cost: Literal["cosine", "correlation", "euclidean"] = "cosine"
+    #: Highly variable genes kept for RNA (0 keeps all). The cost of every LBFGS step
+    #: grows with the square of the features kept (800 as in Mowgli's PBMC vignette).
+    n_top_genes: int = 800
+    #: Most frequently open peaks kept for ATAC (0 keeps all).
+    n_top_peaks: int = 800
+    #: Tolerance on the change of the loss between outer iterations.
     tol_outer: float = 1e-4
+    #: Tolerance on the change of the loss within an inner optimisation.
+    tol_inner: float = 1e-12
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(2 <= self.latent_dim <= 200, "latent_dim", "must be between 2 and 200")
         _require(self.max_iter_outer >= 1, "max_iter_outer", "must be >= 1")
+        _require(self.max_iter_inner >= 1, "max_iter_inner", "must be >= 1")
         _require(self.eps > 0, "eps", "must be > 0")
+        for kind in ("rna", "atac", "adt"):
+            name = f"h_regularization_{kind}"
+            _require(getattr(self, name) > 0, name, "must be > 0")
+        _require(self.w_regularization > 0, "w_regularization", "must be > 0")
         _require(self.n_top_genes >= 0, "n_top_genes", "must be >= 0 (0 keeps all)")
         _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
         _require(self.tol_outer > 0, "tol_outer", "must be > 0")
+        _require(self.tol_inner > 0, "tol_inner", "must be > 0")
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Runs inside the metrics image (scib-metrics on CPU jax, scanpy). The command
 line, the labels, the files and the figures are in ``evaluate.py``.
 
-Metrics (scib-metrics' own functions; every value in [0, 1], higher is better),
+Metrics (scib-metrics' own functions; higher is better; every value in [0, 1]
+except ARI, which falls a little below 0 for worse-than-chance clusterings),
 on one k-nearest-neighbour search per embedding, cut to the neighbourhood sizes
 scib-metrics' Benchmarker uses (15, 50 and 90 cells, self included):
 
@@ -24,19 +25,28 @@ Benchmarker: bio = mean of the bio metrics, batch = mean of the batch metrics,
 total = 0.6 * bio + 0.4 * batch; when one group has no metric (its labels are
 missing), total = the other group's mean, with a note.
 
-Speed, with the same definitions (measured in ``bench/evaluation_time.py``):
-scib-metrics' jax silhouette compiles anew for every array shape (every cell
-type's subset in ``silhouette_batch``, every embedding width), and pynndescent
-and umap-learn compile numba code in every fresh process. So
+Speed, with the same definitions (measured in ``bench/evaluation_time.py``).
+scib-metrics' jax kernels compile anew for every array shape (the silhouette
+and the kBET test run once per cell type, on subsets of different sizes, for
+every embedding width), and pynndescent and umap-learn compile numba code in
+every fresh process: a minute or more for five small embeddings. So
+``install_fast_kernels`` swaps four kernels under scib-metrics' metric
+functions, which keep their own logic (subsetting, scaling, aggregation):
 
 - the kNN search is exact (scikit-learn) up to ``EXACT_KNN_MAX_CELLS`` cells,
   also for kBET's diffusion-map neighbours (scib-metrics' pynndescent above);
-- silhouettes use scikit-learn's ``silhouette_samples``, which scib-metrics'
+- silhouettes are scikit-learn's ``silhouette_samples``, which scib-metrics'
   jax function reimplements (same definition, 0 for singleton clusters);
-  ``python -m multiverse_methods.scoring`` checks that both agree;
-- umap-learn's numba kernels are made cacheable, and the image build runs
-  ``python -m multiverse_methods.scoring`` once to fill a numba cache that
-  ``evaluate`` copies to the writable ``NUMBA_CACHE_DIR`` at start.
+- kBET's chi-square test and LISI's Simpson index (the perplexity bisection)
+  are the same computations in numpy (float64), so no jax code runs at all;
+
+``kernel_differences`` compares them with scib-metrics' own on random data
+(differences 1e-7 to 4e-6), and the image build fails above 1e-4. kBET's
+diffusion map also gets a fixed ARPACK start vector, so that scores do not
+change from run to run. umap-learn's numba kernels are made cacheable, and the
+image build runs ``python -m multiverse_methods.scoring`` once to fill a numba
+cache (and matplotlib's font list) that ``evaluate`` copies to the writable
+``NUMBA_CACHE_DIR`` (``MPLCONFIGDIR``) at start.
 """
 
 from __future__ import annotations
@@ -69,27 +79,33 @@ BATCH_METRICS = {
     "kbet": "kBET",
     "graph_connectivity": "Graph connectivity",
 }
+#: Why a metric can come out undefined (NaN) although its labels are present.
+UNDEFINED = {
+    "kbet": "no cell type has 10 or more cells from more than one batch (kBET tests only those)",
+}
 #: scIB's weighting (Luecken et al. 2022), also scib-metrics' Benchmarker's.
 BIO_WEIGHT, BATCH_WEIGHT = 0.6, 0.4
 #: Neighbourhood sizes of scib-metrics' Benchmarker, all cut from one 90-NN search.
 K_CLUSTER, K_KBET, K_LISI = 15, 50, 90
 #: Above this many cells the kNN search is scib-metrics' pynndescent (approximate).
 EXACT_KNN_MAX_CELLS = 50_000
-#: The numba cache filled at image build, copied to NUMBA_CACHE_DIR at start.
-PREWARMED_NUMBA_CACHE = Path(os.environ.get("MULTIVERSE_PREWARMED_NUMBA_CACHE", "/opt/multiverse/numba-cache"))
+#: Caches filled at image build (``numba/``, ``matplotlib/``), copied to NUMBA_CACHE_DIR and MPLCONFIGDIR at start.
+PREWARMED_CACHES = Path(os.environ.get("MULTIVERSE_PREWARMED_CACHES", "/opt/multiverse/caches"))
 
 
 # --------------------------------------------------------------------------- environment
 
 
-def seed_numba_cache(target: Path) -> None:
-    """Copy the numba cache made at image build into the writable cache folder."""
-    if not PREWARMED_NUMBA_CACHE.is_dir() or target.resolve() == PREWARMED_NUMBA_CACHE.resolve():
-        return
-    try:
-        shutil.copytree(PREWARMED_NUMBA_CACHE, target, dirs_exist_ok=True)
-    except OSError as exc:  # a cold cache only costs time
-        print(f"could not copy the numba cache: {exc}", file=sys.stderr)
+def seed_caches() -> None:
+    """Copy the numba and matplotlib caches made at image build to NUMBA_CACHE_DIR and MPLCONFIGDIR."""
+    for name, variable in (("numba", "NUMBA_CACHE_DIR"), ("matplotlib", "MPLCONFIGDIR")):
+        source, target = PREWARMED_CACHES / name, os.environ.get(variable)
+        if not target or not source.is_dir() or Path(target).resolve() == source.resolve():
+            continue
+        try:
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        except OSError as exc:  # a cold cache only costs time
+            print(f"could not copy the {name} cache to {target}: {exc}", file=sys.stderr)
 
 
 def enable_numba_caching() -> int:
@@ -192,23 +208,145 @@ def sklearn_silhouette_samples(
     return silhouette_samples(np.asarray(X, dtype=np.float64), codes, metric=metric).astype(np.float32)
 
 
+def numpy_kbet(X, batches, alpha: float = 0.05):
+    """scib-metrics' ``kbet`` (chi-square test of the batch mix of each cell's neighbours) in numpy.
+
+    The same statistic and p-value (the chi-square CDF as the regularised
+    incomplete gamma function) as scib-metrics' jax ``_kbet``, which compiles
+    anew for every cell type's subset size; computed in float64 instead of
+    float32. Returns (acceptance rate, statistics, p-values) like the original.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy.special import gammainc
+
+    if len(batches) != len(X.indices):
+        raise ValueError("Length of batches does not match number of cells.")
+    codes = np.asarray(pd.Categorical(batches).codes)
+    n_batches = len(np.unique(codes))
+    neighbour_batches = codes[np.asarray(X.indices)]
+    expected_freq = np.bincount(codes, minlength=n_batches) / len(codes)
+    observed = (neighbour_batches[:, :, None] == np.arange(n_batches)).sum(axis=1)
+    expected = expected_freq * neighbour_batches.shape[1]
+    statistics = np.sum((observed - expected) ** 2 / expected, axis=1)
+    p_values = 1 - gammainc((n_batches - 1) / 2, statistics / 2)
+    return (p_values >= alpha).mean(), statistics, p_values
+
+
+def numpy_simpson_index(knn_dists, knn_idx, row_idx, labels, n_labels: int, perplexity: float = 30,
+                        tol: float = 1e-5, chunk: int = 20_000):
+    """scib-metrics' ``compute_simpson_index`` (the core of LISI) in numpy, all cells at once.
+
+    Per cell, the same bisection as scib-metrics (and Harmony's LISI): find the
+    Gaussian kernel precision ``beta`` whose neighbour distribution has entropy
+    log(perplexity) (at most 50 steps, tolerance ``tol``; the cell itself
+    excluded), then the Simpson index sum_l (P of the neighbours labelled l)^2;
+    -1 where every neighbour weight vanishes. scib-metrics' jax version
+    compiles for every new number of cells; this one runs in float64.
+    """
+    import numpy as np
+
+    knn_dists = np.asarray(knn_dists, dtype=np.float64)
+    knn_idx = np.asarray(knn_idx)
+    labels = np.asarray(labels)
+    row_idx = np.asarray(row_idx).reshape(-1, 1)
+    out = np.empty(knn_dists.shape[0])
+    target = np.log(perplexity)
+    for lo in range(0, knn_dists.shape[0], chunk):
+        D = knn_dists[lo:lo + chunk]
+        not_self = knn_idx[lo:lo + chunk] != row_idx[lo:lo + chunk]
+        n = D.shape[0]
+        beta = np.ones(n)
+        beta_min = np.full(n, -np.inf)
+        beta_max = np.full(n, np.inf)
+
+        def entropy(beta):
+            P = np.where(not_self, np.exp(-D * beta[:, None]), 0.0)
+            total = P.sum(axis=1)
+            safe = np.where(total == 0, 1.0, total)
+            H = np.where(total == 0, 0.0, np.log(safe) + beta * (D * P).sum(axis=1) / safe)
+            return H, P / safe[:, None]
+
+        H, P = entropy(beta)
+        diff = H - target
+        active = np.abs(diff) >= tol
+        for _ in range(50):
+            if not active.any():
+                break
+            up = diff > 0
+            new_beta = np.where(
+                up,
+                np.where(np.isinf(beta_max), beta * 2, (beta + beta_max) / 2),
+                np.where(np.isinf(beta_min), beta / 2, (beta + beta_min) / 2),
+            )
+            beta_min = np.where(active & up, beta, beta_min)
+            beta_max = np.where(active & ~up, beta, beta_max)
+            beta = np.where(active, new_beta, beta)
+            H_new, P_new = entropy(beta)
+            H = np.where(active, H_new, H)
+            P = np.where(active[:, None], P_new, P)
+            diff = H - target
+            active &= np.abs(diff) >= tol
+        neighbour_labels = labels[knn_idx[lo:lo + chunk]]
+        per_label = np.zeros((n, n_labels))
+        np.add.at(per_label, (np.repeat(np.arange(n), D.shape[1]), neighbour_labels.ravel()), P.ravel())
+        out[lo:lo + chunk] = np.where(H == 0, -1.0, (per_label ** 2).sum(axis=1))
+    return out
+
+
+def seeded_compute_eigen(*args, **kwargs):
+    """scib-metrics' diffusion-map eigendecomposition (in kBET) with a fixed ARPACK start vector.
+
+    Without one, ARPACK starts from a random vector of its own, and kBET of a
+    cell type with nearly equal eigenvalues changes from run to run.
+    """
+    import numpy as np
+    import scipy.sparse.linalg as sparse_linalg
+
+    original = sparse_linalg.eigsh
+
+    def eigsh(A, k=6, *rest, v0=None, **options):
+        if v0 is None:
+            v0 = np.random.default_rng(0).uniform(-1.0, 1.0, size=A.shape[0])
+        return original(A, k, *rest, v0=v0, **options)
+
+    sparse_linalg.eigsh = eigsh
+    try:
+        return _ORIGINAL["compute_eigen"](*args, **kwargs)
+    finally:
+        sparse_linalg.eigsh = original
+
+
 def install_fast_kernels() -> list[str]:
-    """Route scib-metrics' neighbour search and silhouettes to the equivalents above (scib-metrics 0.5.x)."""
+    """Route scib-metrics' kernels (kNN, silhouette, kBET test, Simpson index) to the equivalents above.
+
+    Written against scib-metrics 0.5.10 (pinned); the image build checks the equivalence.
+    """
     import scib_metrics.metrics._isolated_labels as isolated_module
+    import scib_metrics.metrics._kbet as kbet_module
+    import scib_metrics.metrics._lisi as lisi_module
     import scib_metrics.metrics._silhouette as silhouette_module
     import scib_metrics.nearest_neighbors as nn_module
+    import scib_metrics.utils._diffusion_nn as diffusion_module
 
     if not _ORIGINAL:
         _ORIGINAL["pynndescent"] = nn_module.pynndescent
         _ORIGINAL["silhouette_samples"] = silhouette_module.silhouette_samples
+        _ORIGINAL["kbet"] = kbet_module.kbet
         nn_module.pynndescent = exact_knn  # kbet_per_label's diffusion-map neighbours
+        kbet_module.kbet = numpy_kbet  # kbet_per_label's test on each cell type
+        _ORIGINAL["compute_simpson_index"] = lisi_module.compute_simpson_index
+        lisi_module.compute_simpson_index = numpy_simpson_index  # cLISI, iLISI
+        _ORIGINAL["compute_eigen"] = diffusion_module._compute_eigen
+        diffusion_module._compute_eigen = seeded_compute_eigen  # reproducible kBET
         silhouette_module.silhouette_samples = sklearn_silhouette_samples  # silhouette_label, silhouette_batch
         isolated_module.silhouette_samples = sklearn_silhouette_samples  # isolated_labels
-    return ["exact kNN (scikit-learn)", "silhouette (scikit-learn)"]
+    return ["exact kNN (scikit-learn)", "silhouette (scikit-learn)", "kBET test (numpy)",
+            "LISI (numpy)", "seeded diffusion map (kBET)"]
 
 
-def silhouette_difference(seed: int = 0) -> float:
-    """Largest difference between scikit-learn's and scib-metrics' jax silhouette on random data."""
+def kernel_differences(seed: int = 0) -> dict[str, float]:
+    """Largest differences between the replacements above and scib-metrics' own kernels, on random data."""
     import numpy as np
 
     install_fast_kernels()
@@ -216,9 +354,21 @@ def silhouette_difference(seed: int = 0) -> float:
     X = rng.normal(size=(300, 8)).astype(np.float32)
     labels = rng.integers(0, 7, size=300).astype(str)
     labels[0] = "singleton"
-    ours = sklearn_silhouette_samples(X, labels)
-    theirs = _ORIGINAL["silhouette_samples"](X, labels)
-    return float(np.max(np.abs(ours - theirs)))
+    silhouette = np.abs(sklearn_silhouette_samples(X, labels) - _ORIGINAL["silhouette_samples"](X, labels))
+    knn = exact_knn(X + np.eye(8, dtype=np.float32)[rng.integers(0, 3, size=300)], n_neighbors=31)
+    batches = rng.choice(["a", "b", "c"], size=300, p=[0.5, 0.3, 0.2])
+    ours, theirs = numpy_kbet(knn, batches), _ORIGINAL["kbet"](knn, batches)
+    lisi_labels = rng.integers(0, 5, size=300)
+    ours_lisi = numpy_simpson_index(knn.distances, knn.indices, np.arange(300)[:, None], lisi_labels, 5, 10)
+    theirs_lisi = _ORIGINAL["compute_simpson_index"](knn.distances, knn.indices, np.arange(300)[:, None],
+                                                     lisi_labels, 5, 10)
+    return {
+        "silhouette": float(silhouette.max()),
+        "simpson_index": float(np.max(np.abs(ours_lisi - theirs_lisi))),
+        "kbet_statistic_relative": float(np.max(np.abs(ours[1] - theirs[1]) / np.maximum(1, np.abs(theirs[1])))),
+        "kbet_p_value": float(np.max(np.abs(ours[2] - theirs[2]))),
+        "kbet_acceptance": float(abs(ours[0] - theirs[0])),
+    }
 
 
 # --------------------------------------------------------------------------- scores
@@ -293,7 +443,7 @@ def score_embedding(
         for name, value in zip(names, result if isinstance(result, tuple) else (result,)):
             values[name] = _as_score(value)
             if values[name] is None:
-                skipped[name] = f"undefined for these labels (the metric returned {value!r})"
+                skipped[name] = UNDEFINED.get(name, f"undefined for these labels (the metric returned {value!r})")
 
     def leiden():
         jobs = threads if n >= 20_000 else 1  # joblib's worker start-up costs more than it saves on small data
@@ -370,9 +520,9 @@ def compute_umap(X, seed: int):
 
 
 def warmup() -> int:
-    """At image build: compile and cache the numba kernels, and check the silhouette equivalence.
+    """At image build: compile and cache the numba kernels, and check the replacement kernels.
 
-    Run with NUMBA_CACHE_DIR set to ``PREWARMED_NUMBA_CACHE``. Only this module
+    Run with NUMBA_CACHE_DIR and MPLCONFIGDIR in ``PREWARMED_CACHES``. Only this module
     (and the libraries) are copied into the image before it runs, so a change to
     ``evaluate.py`` does not repeat it.
     """
@@ -380,6 +530,8 @@ def warmup() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     start = time.perf_counter()
+    import matplotlib.font_manager  # noqa: F401 - builds matplotlib's font list in MPLCONFIGDIR
+
     quiet_libraries()
     enable_numba_caching()
     install_fast_kernels()
@@ -393,11 +545,12 @@ def warmup() -> int:
         result = score_embedding(X, cell_type.astype(str), batch, seed=0)
         compute_umap(X, seed=0)
         log.info("warm-up, %d dimensions: %s", dim, result["aggregates"])
-    difference = silhouette_difference()
-    log.info("silhouette: scikit-learn and scib-metrics differ by at most %.2g", difference)
+    differences = kernel_differences()
+    log.info("largest differences from scib-metrics' own kernels: %s", differences)
     log.info("warm-up done in %.1f s", time.perf_counter() - start)
-    if difference > 1e-4:
-        log.error("scikit-learn's silhouette does not match scib-metrics' (%.3g)", difference)
+    too_far = {name: value for name, value in differences.items() if value > 1e-4}
+    if too_far:
+        log.error("the replacement kernels do not match scib-metrics' own: %s", too_far)
         return 1
     return 0
 
