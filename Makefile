@@ -57,8 +57,11 @@ test: build-all browser  ## the whole test suite, with the real engine, images a
 test-unit: setup  ## only the tests that need no Docker engine
 	$(BIN)/pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: build-all  ## the benchmarks under bench/
+bench: build-all $(DATA)  ## the benchmarks under bench/ (about an hour on 2 cores)
 	$(BIN)/python bench/orchestration_overhead.py
+	$(BIN)/python bench/parallel_jobs.py
+	$(BIN)/python bench/evaluation_time.py
+	$(BIN)/python bench/methods.py
 
 clean:  ## remove the virtual environment, wheelhouses and results (images stay)
-	rm -rf $(VENV) build results
+	rm -rf $(VENV) build results bench-results

@@ -3,8 +3,8 @@
 
 For each dataset, runs the five methods and both controls one at a time
 (``--jobs 1``, so no method competes with another for the CPUs) with the
-parameters of ``runner_config.yaml`` (the documented defaults of each method
-unless that file sets them), evaluates them (``--report``), and prints one
+parameters of ``configs/real_data.yaml`` (each method's documented defaults),
+evaluates them (``--report``), and prints one
 Markdown table per dataset:
 
 - wall time: the container's life, start to exit (median over ``--rounds``);
@@ -14,7 +14,7 @@ Markdown table per dataset:
   embedding with the known cell types, from the report's evaluation;
 - bio / batch / total: the report's aggregate scores (docs/EVALUATION.md).
 
-    python bench/methods.py [--config runner_config.yaml] [--rounds 1] [--out bench-results/methods] [DATA ...]
+    python bench/methods.py [--config configs/real_data.yaml] [--rounds 1] [--out bench-results/methods] [DATA ...]
 
 Default data: the bundled synthetic data and, when present, the two real files
 in ../shared/data (or $MULTIVERSE_REAL_DATA). The reports stay in --out.
@@ -92,7 +92,7 @@ def number(row: dict, key: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="*", type=Path)
-    parser.add_argument("--config", type=Path, default=REPO / "runner_config.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "real_data.yaml")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "methods")
     args = parser.parse_args()

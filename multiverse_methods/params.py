@@ -134,7 +134,7 @@ class MowgliParams(MethodParams):
     #: Training stops earlier when the loss settles (tol_outer) or rises again.
     max_iter_outer: int = 100
     #: LBFGS steps of each inner optimisation, one for W and one for H per outer
-    #: iteration (Mowgli: 1000; lowered for CPU runs, see docs/MOWGLI.md).
+    #: iteration (Mowgli: 1000; lowered for CPU runs, see docs/METHODS.md).
     max_iter_inner: int = 100
     #: Entropic regularisation of the optimal transport problems.
     eps: float = 0.05
