@@ -78,7 +78,34 @@ def table_rows(scores: dict, manifest: dict) -> list[dict]:
         row.update({metric: scored.get("metrics", {}).get(metric) for metric in metric_names})
         rows.append(row)
     rows.sort(key=lambda r: (r["total"] is None, -(r["total"] or 0)))
+    by_method = {r["method"]: r for r in rows if r["control"]}
+    for row in rows:
+        row["placement"] = placement(row, by_method.get("control_random"), by_method.get("control_labels"))
     return rows
+
+
+def placement(row: dict, floor: dict | None, ceiling: dict | None) -> str:
+    """Where a method's total falls between the random control and the label control, and why."""
+    if row["control"]:
+        return "control"
+    if row["total"] is None:
+        return f"not scored: {row['status']}" + (f" ({row['reason']})" if row["reason"] else "")
+    if not floor or not ceiling or floor["total"] is None or ceiling["total"] is None:
+        return "no controls to compare with (add control_random and control_labels to the run)"
+    if row["total"] < floor["total"]:
+        if row["bio_conservation"] is not None and floor["bio_conservation"] is not None \
+                and row["bio_conservation"] > floor["bio_conservation"]:
+            return (
+                "below the random control on total, though above it on bio conservation: the random "
+                "embedding mixes batches perfectly, so its batch score is high; read bio conservation here"
+            )
+        return (
+            "below the random control: this embedding keeps the cell types apart no better than chance; "
+            "see the method's log (too few iterations or too little data for its defaults are the usual causes)"
+        )
+    if row["total"] > ceiling["total"]:
+        return "above the label control: the batch scores carry it (the label control keeps batch structure)"
+    return "between the controls"
 
 
 def write_tables(folder: Path, rows: list[dict]) -> None:
@@ -124,6 +151,9 @@ def render(folder: Path, scores: dict, manifest: dict) -> Path:
             f"<td><b>{_fmt(total)}</b>{bar}</td><td>{_fmt(row['bio_conservation'])}</td><td>{_fmt(row['batch_correction'])}</td>"
             + "".join(cells) + "</tr>"
         )
+    placements = "".join(
+        f'<li><b>{html.escape(r["model"])}</b>: {html.escape(r["placement"])}</li>' for r in rows if not r["control"]
+    )
     status_rows = "".join(
         f'<tr><td class="name">{html.escape(r["model"])}</td>{_status_cell(r["status"])}'
         f'<td>{_fmt(r["runtime_s"], 1)}</td><td>{_fmt(r["peak_memory_mb"], 0)}</td>'
@@ -161,6 +191,8 @@ run {html.escape(manifest.get('run_id', '?'))}; report made {dt.datetime.now().a
 <tr><th class="name">model</th><th>total</th><th>bio conservation</th><th>batch correction</th>{head}</tr></thead>
 <tbody>{''.join(body)}</tbody></table></div>
 {''.join(f'<p class="note">{n}</p>' for n in notes)}
+<h3>Where each method falls between the controls</h3>
+<ul id="placement">{placements}</ul>
 
 <h2>Embeddings side by side</h2>
 {figures or '<p>No UMAP was computed.</p>'}

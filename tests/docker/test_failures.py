@@ -105,3 +105,22 @@ def test_a_model_that_exceeds_its_memory_limit_is_classed_out_of_memory(faulty_c
     assert result.status is Status.OUT_OF_MEMORY, result.reason
     assert "memory limit of 0.2 GiB" in result.reason
     assert not (tmp_path / "out" / "hog").exists()
+
+
+def test_a_missing_image_is_an_infrastructure_error_with_advice_not_a_pull(
+    faulty_catalog, engine, tiny_h5mu, tmp_path, no_leftover_containers
+):
+    from multiverse.catalog import ImageSpec, ModelSpec
+
+    unbuilt = ModelSpec("unbuilt", "a method whose image nobody built", faulty_catalog["faulty"].params, ImageSpec("never-built-test"))
+    assert not engine.has_image(unbuilt.image.tag)
+    plan = plan_for(tmp_path, tiny_h5mu, {"unbuilt": {}, "pca": {}}, {**faulty_catalog, "unbuilt": unbuilt})
+
+    results = {r.name: r for r in api.execute(plan)}
+
+    assert results["unbuilt"].status is Status.INFRASTRUCTURE_ERROR
+    assert "never-built-test" in results["unbuilt"].reason
+    assert "never pulls" in results["unbuilt"].reason and "multiverse build" in results["unbuilt"].reason
+    assert not engine.has_image(unbuilt.image.tag), "the image must not have been pulled"
+    assert results["pca"].status is Status.OK
+    assert not (tmp_path / "out" / "unbuilt").exists()

@@ -79,6 +79,9 @@ def test_the_label_control_scores_highest_and_the_random_control_lowest(reported
     assert bio["control_labels"] > 0.8 and bio["control_random"] < 0.3
     with (reported / "report" / "metrics.csv").open() as handle:
         assert {row["model"] for row in csv.DictReader(handle)} == set(total)
+    placement = {row["model"]: row["placement"] for row in rows}
+    assert placement["pca"] == "between the controls"
+    assert "between the controls" in (reported / "report" / "report.html").read_text()
 
 
 def test_metrics_whose_labels_are_missing_are_skipped_and_the_report_says_why(reported, tmp_path):
