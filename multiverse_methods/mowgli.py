@@ -21,13 +21,13 @@ optimiser that makes no progress looks like.
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
 from multiverse_methods import preprocess
+from multiverse_methods.torch_threads import set_torch_threads
 from multiverse_methods.contract import Dataset, MethodResult, NotApplicable
 from multiverse_methods.params import MowgliParams
 
@@ -38,16 +38,6 @@ log = logging.getLogger("multiverse_methods.mowgli")
 MIN_RELATIVE_DECREASE = 1e-3
 
 
-def _set_threads() -> None:
-    import torch
-
-    threads = os.environ.get("MULTIVERSE_THREADS")
-    if threads:
-        try:
-            torch.set_num_threads(max(1, int(float(threads))))
-        except ValueError:
-            log.warning("MULTIVERSE_THREADS=%r is not a number; torch keeps its default", threads)
-    log.info("torch %s on CPU, %d threads", torch.__version__, torch.get_num_threads())
 
 
 def clr_nonnegative(x) -> np.ndarray:
@@ -168,7 +158,7 @@ def fit(data: Dataset, params: MowgliParams) -> MethodResult:
 
     if data.n_obs < 2:
         raise NotApplicable(f"Mowgli needs at least 2 cells, the input has {data.n_obs}")
-    _set_threads()
+    set_torch_threads(log)
     mdata = build_mudata(data, params)
 
     h_regularization = {

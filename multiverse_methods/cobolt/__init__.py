@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from multiverse_methods import preprocess
+from multiverse_methods.torch_threads import set_torch_threads
 from multiverse_methods.contract import Dataset, MethodResult, NotApplicable
 from multiverse_methods.params import CoboltParams
 
@@ -63,18 +64,6 @@ def _batches(data: Dataset, batch_key: str | None) -> tuple[np.ndarray, list[str
     return np.asarray(labels.codes, dtype=np.int64), names
 
 
-def _set_threads() -> None:
-    import torch
-
-    threads = os.environ.get("MULTIVERSE_THREADS")
-    if threads:
-        try:
-            torch.set_num_threads(max(1, int(float(threads))))
-        except ValueError:
-            log.warning("MULTIVERSE_THREADS=%r is not a number; torch keeps its default", threads)
-    log.info("torch %s, %d threads", torch.__version__, torch.get_num_threads())
-
-
 def train_model(data: Dataset, params: CoboltParams):
     """Prepare the counts, build the model and train it: (model, counts, history, facts)."""
     if data.n_obs < 2:
@@ -87,7 +76,7 @@ def train_model(data: Dataset, params: CoboltParams):
     from multiverse_methods.cobolt.model import Cobolt, modality_subsets
     from multiverse_methods.cobolt.train import CountRows, train
 
-    _set_threads()
+    set_torch_threads(log)
     torch.manual_seed(params.seed)
     np.random.seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)

@@ -11,7 +11,6 @@ whole module trains every method three times in a few minutes on 2 cores.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import anndata as ad

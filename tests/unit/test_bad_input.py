@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-import pytest
 
 from multiverse.synthetic import make_synthetic
 from tests.conftest import run_cli
