@@ -80,7 +80,7 @@ def overhead(data: Path, rounds: int) -> None:
             out.mkdir()
             t_bare = timed(bare_docker_run(image, data, out, kinds))
             t_ours = timed([*MULTIVERSE, "run", "--models", "pca", "--input", str(data),
-                            "--output", str(tmp / "mv"), "--force"])
+                            "--output", str(tmp / "mv"), "--force", "--no-report"])
             if i:
                 bare.append(t_bare)
                 ours.append(t_ours)
