@@ -57,11 +57,14 @@ def metrics_of(out: Path, model: str) -> dict:
     return json.loads((out / model / "metrics.json").read_text())
 
 
-def run_smoke(data: Path, out: Path, *extra, config: Path = SMOKE):
-    return run_cli(
+def run_smoke(data: Path, out: Path, config: Path = SMOKE) -> Path:
+    """Every method and the random control, two at a time; all must succeed."""
+    proc = run_cli(
         "run", "--config", config, "--models", *METHODS, "control_random",
-        "--input", data, "--output", out, "--jobs", "2", "--no-report", *extra,
+        "--input", data, "--output", out, "--jobs", "2", "--no-report",
     )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +74,12 @@ def images(engine):
 
 @pytest.fixture(scope="module")
 def rna_atac_run(images, tiny_h5mu, tmp_path_factory):
-    out = tmp_path_factory.mktemp("methods") / "rna_atac"
-    proc = run_smoke(tiny_h5mu, out)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return out
+    return run_smoke(tiny_h5mu, tmp_path_factory.mktemp("methods") / "rna_atac")
 
 
 @pytest.fixture(scope="module")
 def rna_adt_run(images, tiny_adt_h5mu, tmp_path_factory):
-    out = tmp_path_factory.mktemp("methods") / "rna_adt"
-    proc = run_smoke(tiny_adt_h5mu, out)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return out
+    return run_smoke(tiny_adt_h5mu, tmp_path_factory.mktemp("methods") / "rna_adt")
 
 
 def test_all_five_methods_finish_two_at_a_time_each_within_its_limits(rna_atac_run, tiny_h5mu):
@@ -127,9 +124,7 @@ def test_mowgli_loss_falls_during_training(rna_atac_run, rna_adt_run):
 
 
 def test_the_same_seed_gives_an_identical_embedding(rna_atac_run, tiny_h5mu, tmp_path):
-    again = tmp_path / "again"
-    proc = run_smoke(tiny_h5mu, again)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    again = run_smoke(tiny_h5mu, tmp_path / "again")
     for model in METHODS:
         first = embedding_of(rna_atac_run, model).obsm["X_emb"]
         second = embedding_of(again, model).obsm["X_emb"]
@@ -151,12 +146,7 @@ def test_a_changed_parameter_reaches_every_method(images, tiny_h5mu, tmp_path):
         config["models"][model]["params"][key] = value
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    out = tmp_path / "out"
-    proc = run_cli(
-        "run", "--config", changed, "--models", *METHODS, "--input", tiny_h5mu,
-        "--output", out, "--jobs", "2", "--no-report",
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = run_smoke(tiny_h5mu, tmp_path / "out", config=changed)
     for model, (key, value) in CHANGED.items():
         embedding = embedding_of(out, model)
         assert embedding.obsm["X_emb"].shape[1] == value, model
