@@ -48,13 +48,13 @@ def image_sizes() -> dict[str, float]:
     """Image size in MB per model, as `docker images` shows it."""
     import docker
 
-    from multiverse.catalog import MODELS
+    from multiverse.catalog import METHODS, image_of
 
     client = docker.from_env()
     sizes = {}
-    for name, spec in MODELS.items():
+    for name, spec in METHODS.items():
         try:
-            sizes[name] = client.images.get(spec.image.tag).attrs["Size"] / 1e6
+            sizes[name] = client.images.get(image_of(spec).tag).attrs["Size"] / 1e6
         except docker.errors.ImageNotFound:
             sizes[name] = float("nan")
     return sizes

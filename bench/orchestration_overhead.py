@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from multiverse.catalog import MODELS  # noqa: E402
+from multiverse.catalog import METHODS, image_of  # noqa: E402
 from multiverse.inputs import inspect_input  # noqa: E402
 from multiverse_methods.params import PcaParams  # noqa: E402
 
@@ -70,7 +70,7 @@ def bare_docker_run(image: str, data: Path, out: Path, kinds: dict) -> list[str]
 
 
 def overhead(data: Path, rounds: int) -> None:
-    image = MODELS["pca"].image.tag
+    image = image_of(METHODS["pca"]).tag
     kinds = inspect_input(data).kinds
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as tmp:

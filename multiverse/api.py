@@ -13,7 +13,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from multiverse.catalog import MODELS, ModelSpec
+from multiverse.catalog import METHODS, Method
 from multiverse.config import load_config
 from multiverse.engine import Engine
 from multiverse.errors import ConfigError
@@ -30,7 +30,7 @@ def prepare(
     input: Optional[Path] = None,
     output: Optional[Path] = None,
     jobs: Optional[int] = None,
-    catalog: dict[str, ModelSpec] = MODELS,
+    catalog: dict[str, Method] = METHODS,
 ) -> Plan:
     """Validate the config and the input, and plan the run; starts nothing.
 

@@ -1,22 +1,21 @@
-"""The methods multiverse knows: their images, Dockerfiles, modalities and parameters."""
+"""What the host adds to the method registry: image tags and how images build on each other.
+
+Methods themselves (parameters, modalities, which image runs them) are defined
+once, in ``multiverse_methods/registry.py``.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from multiverse import __version__
-from multiverse_methods.params import (
-    CoboltParams,
-    LabelControlParams,
-    MethodParams,
-    MofaParams,
-    MowgliParams,
-    MultiviParams,
-    PcaParams,
-    RandomControlParams,
-)
+from multiverse_methods.registry import METHODS, Method
 
 IMAGE_PREFIX = "multiverse"
+#: The tag of every image multiverse builds; MULTIVERSE_IMAGE_TAG sets another, so that
+#: two checkouts (or versions) keep their images apart on one engine.
+IMAGE_TAG = os.environ.get("MULTIVERSE_IMAGE_TAG") or __version__
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class ImageSpec:
 
     @property
     def tag(self) -> str:
-        return f"{IMAGE_PREFIX}/{self.name}:{__version__}"
+        return f"{IMAGE_PREFIX}/{self.name}:{IMAGE_TAG}"
 
     @property
     def dockerfile(self) -> str:
@@ -40,107 +39,31 @@ class ImageSpec:
         return f"docker/requirements-{self.name}.txt"
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A method: what it is, which image runs it, which modalities it accepts."""
-
-    name: str
-    summary: str
-    params: type[MethodParams]
-    image: ImageSpec
-    #: Modality kinds the method can model.
-    accepts: frozenset[str] = frozenset({"rna", "atac", "adt"})
-    #: The input must hold at least one modality of these kinds (empty: no such rule).
-    requires_any: frozenset[str] = frozenset()
-    #: A control (random or label-derived embedding) rather than a real method.
-    control: bool = False
-
-    @property
-    def entrypoint(self) -> list[str] | None:
-        """Controls run on another method's image, so name the method explicitly."""
-        return ["python", "-m", "multiverse_methods", self.name] if self.control else None
-
-    def check_modalities(self, kinds: dict[str, str]) -> str | None:
-        """Why this method cannot run on modalities of these kinds, or None if it can."""
-        refused = sorted(f"{name} ({kind})" for name, kind in kinds.items() if kind not in self.accepts)
-        if refused:
-            return (
-                f"{self.name} does not model {', '.join(refused)}; "
-                f"it accepts {', '.join(sorted(self.accepts))}"
-            )
-        if self.requires_any and not self.requires_any & set(kinds.values()):
-            return f"{self.name} needs a modality of kind {' or '.join(sorted(self.requires_any))}"
-        return None
-
-
-SCVERSE_BASE = ImageSpec("scverse-base")
-PCA_IMAGE = ImageSpec("pca", base="scverse-base")
-
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            "pca",
-            "PCA of per-modality normalised, balanced features (scanpy); the baseline.",
-            PcaParams,
-            PCA_IMAGE,
-        ),
-        ModelSpec(
-            "mofa",
-            "MOFA+ factor analysis with per-modality likelihoods (mofapy2).",
-            MofaParams,
-            ImageSpec("mofa", base="scverse-base"),
-        ),
-        ModelSpec(
-            "multivi",
-            "MultiVI deep generative model of paired counts (scvi-tools, CPU torch).",
-            MultiviParams,
-            ImageSpec("multivi", base="scverse-base"),
-            requires_any=frozenset({"rna", "atac"}),
-        ),
-        ModelSpec(
-            "mowgli",
-            "Mowgli integrative NMF with optimal transport (mowgli, torch<2 stack).",
-            MowgliParams,
-            ImageSpec("mowgli"),
-        ),
-        ModelSpec(
-            "cobolt",
-            "Cobolt multimodal topic model (Gong et al. 2021), reimplemented in PyTorch.",
-            CoboltParams,
-            ImageSpec("cobolt", base="scverse-base"),
-        ),
-        ModelSpec(
-            "control_random",
-            "Control: a random Gaussian embedding (the floor).",
-            RandomControlParams,
-            PCA_IMAGE,
-            control=True,
-        ),
-        ModelSpec(
-            "control_labels",
-            "Control: one-hot cell-type labels plus noise (the ceiling).",
-            LabelControlParams,
-            PCA_IMAGE,
-            control=True,
-        ),
+IMAGES: dict[str, ImageSpec] = {
+    image.name: image
+    for image in (
+        ImageSpec("scverse-base"),
+        ImageSpec("pca", base="scverse-base"),
+        ImageSpec("mofa", base="scverse-base"),
+        ImageSpec("multivi", base="scverse-base"),
+        ImageSpec("mowgli"),
+        ImageSpec("cobolt", base="scverse-base"),
+        #: The evaluation image (scib-metrics; ``python -m multiverse_methods.evaluate``): not a model.
+        ImageSpec("metrics", base="scverse-base"),
     )
 }
-
-#: The evaluation image (scib-metrics; ``python -m multiverse_methods.evaluate``): not a model.
-METRICS_IMAGE = ImageSpec("metrics", base="scverse-base")
-#: Images that belong to no model; ``multiverse build NAME`` builds one, ``multiverse build`` all.
+METRICS_IMAGE = IMAGES["metrics"]
+#: Images that belong to no method; ``multiverse build NAME`` builds one, ``multiverse build`` all.
 EXTRA_IMAGES: dict[str, ImageSpec] = {METRICS_IMAGE.name: METRICS_IMAGE}
 
-IMAGES: dict[str, ImageSpec] = (
-    {SCVERSE_BASE.name: SCVERSE_BASE}
-    | {spec.image.name: spec.image for spec in MODELS.values()}
-    | EXTRA_IMAGES
-)
+
+def image_of(method: Method) -> ImageSpec:
+    """The image a method runs in (an image outside ``IMAGES``, e.g. a test's, builds on nothing here)."""
+    return IMAGES.get(method.image) or ImageSpec(method.image)
 
 
-def images_for(models: list[ModelSpec], extra: list[ImageSpec] = ()) -> list[ImageSpec]:
-    """The images these models (and the ``extra`` images) need, bases before the images built on them."""
+def images_for(methods: list[Method], extra: list[ImageSpec] = ()) -> list[ImageSpec]:
+    """The images these methods (and the ``extra`` images) need, bases before the images built on them."""
     ordered: list[ImageSpec] = []
 
     def add(image: ImageSpec) -> None:
@@ -149,8 +72,11 @@ def images_for(models: list[ModelSpec], extra: list[ImageSpec] = ()) -> list[Ima
         if image not in ordered:
             ordered.append(image)
 
-    for model in models:
-        add(model.image)
+    for method in methods:
+        add(image_of(method))
     for image in extra:
         add(image)
     return ordered
+
+
+__all__ = ["EXTRA_IMAGES", "IMAGES", "METHODS", "METRICS_IMAGE", "ImageSpec", "Method", "image_of", "images_for"]

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from multiverse import __version__
-from multiverse.catalog import EXTRA_IMAGES, MODELS, images_for
+from multiverse.catalog import EXTRA_IMAGES, METHODS, image_of, images_for
 from multiverse.errors import ConfigError, MultiverseError
 
 console = Console(highlight=False)
@@ -144,7 +144,7 @@ class _cancel_on_signals:
               "if present or pullable, else the offline multiverse/python:3.11-slim-bookworm).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
 def build(models, base_image, no_cache) -> None:
-    """Build the images of MODELS (default: all, and the 'metrics' evaluation image),
+    """Build the images of METHODS (default: all, and the 'metrics' evaluation image),
     with their wheelhouses resolved on this host. 'multiverse build metrics' builds
     only the evaluation image.
 
@@ -154,16 +154,16 @@ def build(models, base_image, no_cache) -> None:
     from multiverse.build.images import ImageBuilder, choose_base_image
     from multiverse.engine import Engine
 
-    names = _split_models(models) or [*MODELS, *EXTRA_IMAGES]
-    unknown = [name for name in names if name not in MODELS and name not in EXTRA_IMAGES]
+    names = _split_models(models) or [*METHODS, *EXTRA_IMAGES]
+    unknown = [name for name in names if name not in METHODS and name not in EXTRA_IMAGES]
     if unknown:
-        known = ", ".join([*MODELS, *EXTRA_IMAGES])
+        known = ", ".join([*METHODS, *EXTRA_IMAGES])
         raise ConfigError(f"unknown model(s) or image(s): {', '.join(unknown)} (known: {known})")
     engine = Engine.connect()
     base = choose_base_image(engine, base_image)
     builder = ImageBuilder(engine, base, log=lambda text: console.print(text), no_cache=no_cache)
     specs = images_for(
-        [MODELS[name] for name in names if name in MODELS],
+        [METHODS[name] for name in names if name in METHODS],
         extra=[EXTRA_IMAGES[name] for name in names if name in EXTRA_IMAGES],
     )
     built = [builder.build(spec) for spec in specs]
@@ -190,14 +190,14 @@ def list_models(show_params) -> None:
     table = Table(title_justify="left")
     for column in ("model", "image", "built", "modalities", "method"):
         table.add_column(column, overflow="fold")
-    for spec in MODELS.values():
-        built = "?" if engine is None else ("yes" if engine.has_image(spec.image.tag) else "no")
-        table.add_row(spec.name, spec.image.tag, built, ", ".join(sorted(spec.accepts)), spec.summary)
+    for spec in METHODS.values():
+        built = "?" if engine is None else ("yes" if engine.has_image(image_of(spec).tag) else "no")
+        table.add_row(spec.name, image_of(spec).tag, built, ", ".join(sorted(spec.accepts)), spec.summary)
     console.print(table)
     if engine is None:
         err_console.print("[yellow]no Docker engine answers: cannot tell which images are built[/]")
     if show_params:
-        for spec in MODELS.values():
+        for spec in METHODS.values():
             defaults = spec.params.field_docs()
             console.print(f"[cyan]{spec.name}[/]: " + ", ".join(f"{k}={v!r}" for k, v in defaults.items()))
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from multiverse.catalog import MODELS, ModelSpec
+from multiverse.catalog import METHODS, Method
 from multiverse.errors import ConfigError
 
 DEFAULT_CONFIG = Path("runner_config.yaml")
@@ -125,7 +125,7 @@ class ModelConfig(BaseModel):
     """One model entry, fully resolved: its method, effective parameters and limits."""
 
     name: str  # the entry's name, also its output folder
-    spec: Any  # ModelSpec of the method
+    spec: Any  # Method of the method
     params: dict[str, Any]
     limits: Limits
 
@@ -145,9 +145,9 @@ def _describe(error: ValidationError, source: str, prefix: tuple = ()) -> str:
 
 
 def _unknown_model(name: str, source: str) -> ConfigError:
-    close = difflib.get_close_matches(name, MODELS, n=1)
+    close = difflib.get_close_matches(name, METHODS, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"{source}: unknown model '{name}' (known: {', '.join(MODELS)}).{hint}")
+    return ConfigError(f"{source}: unknown model '{name}' (known: {', '.join(METHODS)}).{hint}")
 
 
 def read_config_file(path: Path) -> RunnerConfig:
@@ -181,7 +181,7 @@ def load_config(
     input: Optional[Path] = None,
     output: Optional[Path] = None,
     jobs: Optional[int] = None,
-    catalog: dict[str, ModelSpec] = MODELS,
+    catalog: dict[str, Method] = METHODS,
 ) -> tuple[RunnerConfig, list[ModelConfig]]:
     """The config file (if any) with command-line overrides, and every model resolved.
 
@@ -220,7 +220,7 @@ def _check_entry_name(name: str, source: str) -> None:
         )
 
 
-def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, ModelSpec], source: str) -> ModelConfig:
+def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, Method], source: str) -> ModelConfig:
     _check_entry_name(name, source)
     settings = config.models.get(name) or ModelSettings()
     method = settings.method or name

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from multiverse.catalog import image_of
 from multiverse.config import Limits, ModelConfig, RunnerConfig
 from multiverse.errors import ConfigError, InputError
 from multiverse.inputs import InputData
@@ -82,7 +83,7 @@ def make_plan(config: RunnerConfig, models: list[ModelConfig], data: InputData) 
         Job(
             name=model.name,
             method=model.spec.name,
-            image=model.spec.image.tag,
+            image=image_of(model.spec).tag,
             params=model.params,
             limits=model.limits,
             input=data,

@@ -19,14 +19,14 @@ import traceback
 from pathlib import Path
 
 from multiverse_methods import protocol
-from multiverse_methods.params import PARAMS
+from multiverse_methods.registry import METHODS
 
 log = logging.getLogger("multiverse_methods")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m multiverse_methods")
-    parser.add_argument("method", choices=sorted(PARAMS))
+    parser.add_argument("method", choices=sorted(METHODS))
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--params", default="{}", help="JSON object of parameters")
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     contract.setup_logging(args.output)
     try:
-        params = PARAMS[args.method](**json.loads(args.params))
+        params = METHODS[args.method].params(**json.loads(args.params))
     except (TypeError, ValueError) as exc:
         log.error("invalid parameters for %s: %s", args.method, exc)
         return protocol.EXIT_BAD_PARAMS

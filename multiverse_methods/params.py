@@ -1,8 +1,8 @@
 """Every method's parameters, their defaults and their limits.
 
-The single source of truth for parameters: the host validates a user's config
-against these classes before any container starts (through pydantic), and the
-code inside each image builds the same class from the JSON it is given.
+The host validates a user's config against these classes before any container
+starts (through pydantic), and the code inside each image builds the same class
+from the JSON it is given; ``registry.py`` says which method takes which.
 Standard library only, so the host can import it without the methods' heavy
 dependencies.
 """
@@ -215,16 +215,6 @@ class CoboltParams(MethodParams):
         _require(self.n_top_peaks >= 0, "n_top_peaks", "must be >= 0 (0 keeps all)")
 
 
-#: Method name -> its parameter class.
-PARAMS: dict[str, type[MethodParams]] = {
-    "pca": PcaParams,
-    "mofa": MofaParams,
-    "multivi": MultiviParams,
-    "mowgli": MowgliParams,
-    "cobolt": CoboltParams,
-}
-
-
 @dataclass
 class RandomControlParams(MethodParams):
     """Control: a random Gaussian embedding, the floor any method should beat."""
@@ -250,6 +240,3 @@ class LabelControlParams(MethodParams):
         super().__post_init__()
         _require(self.noise >= 0, "noise", "must be >= 0")
 
-
-PARAMS["control_random"] = RandomControlParams
-PARAMS["control_labels"] = LabelControlParams

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from multiverse.catalog import MODELS, ImageSpec, ModelSpec
+from multiverse.catalog import METHODS, Method, image_of
 from multiverse_methods.params import MethodParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def engine():
 
 def require_images(engine, *models: str) -> None:
     """Fail early, with advice, when a method's image is not built."""
-    missing = [MODELS[m].image.tag for m in models if not engine.has_image(MODELS[m].image.tag)]
+    missing = [image_of(METHODS[m]).tag for m in models if not engine.has_image(image_of(METHODS[m]).tag)]
     if missing:
         pytest.fail(f"images not built: {', '.join(missing)}; run 'make build-all' first")
 
@@ -85,21 +85,21 @@ class FaultyParams(MethodParams):
     seconds: float = 600.0
 
 
-FAULTY = ModelSpec("faulty", "a fake method that misbehaves on request", FaultyParams, ImageSpec("faulty-test"))
+FAULTY = Method("faulty", "a fake method that misbehaves on request", FaultyParams, "faulty-test")
 
 
 @pytest.fixture(scope="session")
-def faulty_catalog(engine, built) -> dict[str, ModelSpec]:
+def faulty_catalog(engine, built) -> dict[str, Method]:
     """The real catalog plus the test-only 'faulty' method, its image built on the PCA image."""
     engine.client.images.build(
         path=str(REPO / "tests" / "images"),
         dockerfile="faulty.Dockerfile",
-        tag=FAULTY.image.tag,
-        buildargs={"BASE_IMAGE": MODELS["pca"].image.tag},
+        tag=image_of(FAULTY).tag,
+        buildargs={"BASE_IMAGE": image_of(METHODS["pca"]).tag},
         labels={"io.multiverse.image": "faulty-test"},
         rm=True,
     )
-    return {**MODELS, "faulty": FAULTY}
+    return {**METHODS, "faulty": FAULTY}
 
 
 @pytest.fixture

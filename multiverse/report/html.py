@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from multiverse import __version__
-from multiverse.catalog import MODELS
+from multiverse.catalog import METHODS
 
 METRIC_LABELS = {
     "nmi_leiden": "NMI",
@@ -52,7 +52,7 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _is_control(name: str, manifest: dict) -> bool:
     method = manifest["models"].get(name, {}).get("method", name)
-    spec = MODELS.get(method)
+    spec = METHODS.get(method)
     return bool(spec and spec.control)
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.docker
 #: The real CLI, with the test-only "faulty" method added to its catalog.
 CLI_WITH_FAULTY = (
     "import sys, multiverse.catalog as catalog; from tests.conftest import FAULTY; "
-    "catalog.MODELS['faulty'] = FAULTY; from multiverse.cli import main; main()"
+    "catalog.METHODS['faulty'] = FAULTY; from multiverse.cli import main; main()"
 )
 
 

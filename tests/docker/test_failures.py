@@ -110,10 +110,10 @@ def test_a_model_that_exceeds_its_memory_limit_is_classed_out_of_memory(faulty_c
 def test_a_missing_image_is_an_infrastructure_error_with_advice_not_a_pull(
     faulty_catalog, engine, tiny_h5mu, tmp_path, no_leftover_containers
 ):
-    from multiverse.catalog import ImageSpec, ModelSpec
+    from multiverse.catalog import Method, image_of
 
-    unbuilt = ModelSpec("unbuilt", "a method whose image nobody built", faulty_catalog["faulty"].params, ImageSpec("never-built-test"))
-    assert not engine.has_image(unbuilt.image.tag)
+    unbuilt = Method("unbuilt", "a method whose image nobody built", faulty_catalog["faulty"].params, "never-built-test")
+    assert not engine.has_image(image_of(unbuilt).tag)
     plan = plan_for(tmp_path, tiny_h5mu, {"unbuilt": {}, "pca": {}}, {**faulty_catalog, "unbuilt": unbuilt})
 
     results = {r.name: r for r in api.execute(plan)}
@@ -121,6 +121,6 @@ def test_a_missing_image_is_an_infrastructure_error_with_advice_not_a_pull(
     assert results["unbuilt"].status is Status.INFRASTRUCTURE_ERROR
     assert "never-built-test" in results["unbuilt"].reason
     assert "never pulls" in results["unbuilt"].reason and "multiverse build" in results["unbuilt"].reason
-    assert not engine.has_image(unbuilt.image.tag), "the image must not have been pulled"
+    assert not engine.has_image(image_of(unbuilt).tag), "the image must not have been pulled"
     assert results["pca"].status is Status.OK
     assert not (tmp_path / "out" / "unbuilt").exists()
