@@ -75,7 +75,9 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Rerun models even when a valid result with the same key exists.")
 @click.option("--report/--no-report", "report", default=None,
               help="Score the results and write OUTPUT/report/report.html at the end (default: the config's 'report').")
-def run(config_path, models, input_path, output_path, jobs, force, report) -> None:
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True,
+              help="Where the containers run: the local Docker engine, or Podman's Docker-compatible service.")
+def run(config_path, models, input_path, output_path, jobs, force, report, backend_name) -> None:
     """Train the chosen methods on the input, one container each, and check their results.
 
     Each model's result lands in OUTPUT/<model>/ (embeddings.h5ad, metrics.json,
@@ -86,8 +88,8 @@ def run(config_path, models, input_path, output_path, jobs, force, report) -> No
     OUTPUT/manifest.json records what ran. Flags override runner_config.yaml.
     """
     from multiverse import api
+    from multiverse.backends import connect
     from multiverse.console import print_summary, reporter_for
-    from multiverse.engine import Engine
 
     plan = api.prepare(
         config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs
@@ -95,20 +97,22 @@ def run(config_path, models, input_path, output_path, jobs, force, report) -> No
     if report is None:
         report = plan.report
     data = plan.input
-    engine = Engine.connect()
+    backend = connect(backend_name)
     console.print(
         f"[bold]multiverse {__version__}[/] run {plan.run_id}: {len(plan.jobs)} model(s) on "
         f"{data.path.name} ({data.describe()}) -> {plan.output_root}"
     )
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
     cancel = threading.Event()
     with _cancel_on_signals(cancel), reporter_for(console, plan) as reporter:
-        results = api.execute(plan, engine, reporter, cancel, force=force)
+        results = api.execute(plan, backend, reporter, cancel, force=force)
     print_summary(console, results)
     if cancel.is_set():
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")
         sys.exit(EXIT_INTERRUPTED)
     if report and any(r.status.succeeded for r in results):
-        _report(plan.output_root, engine, labels=None)
+        _report(plan.output_root, backend, labels=None)
     failed = [r.name for r in results if not r.status.succeeded]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(results)} model(s) did not succeed:[/] {', '.join(failed)}")
@@ -116,7 +120,8 @@ def run(config_path, models, input_path, output_path, jobs, force, report) -> No
 
 
 class _cancel_on_signals:
-    """Ctrl-C or SIGTERM sets ``cancel``; running containers are then killed promptly."""
+    """Ctrl-C, SIGTERM or SIGHUP (a closed terminal or SSH session) sets ``cancel``; running
+    containers are then killed promptly."""
 
     def __init__(self, cancel: threading.Event):
         self.cancel = cancel
@@ -128,7 +133,7 @@ class _cancel_on_signals:
         self.cancel.set()
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.previous[sig] = signal.signal(sig, self._handler)
         return self
 
@@ -151,15 +156,15 @@ def build(models, base_image, no_cache) -> None:
     Builds need a docker client with BuildKit and, for the wheelhouses, pip access
     to a package index from this host; nothing is downloaded inside the build.
     """
-    from multiverse.build.images import ImageBuilder, choose_base_image
-    from multiverse.engine import Engine
+    from multiverse.backends.docker import DockerBackend
+    from multiverse.images.images import ImageBuilder, choose_base_image
 
     names = _split_models(models) or [*METHODS, *EXTRA_IMAGES]
     unknown = [name for name in names if name not in METHODS and name not in EXTRA_IMAGES]
     if unknown:
         known = ", ".join([*METHODS, *EXTRA_IMAGES])
         raise ConfigError(f"unknown model(s) or image(s): {', '.join(unknown)} (known: {known})")
-    engine = Engine.connect()
+    engine = DockerBackend.connect()
     base = choose_base_image(engine, base_image)
     builder = ImageBuilder(engine, base, log=lambda text: console.print(text), no_cache=no_cache)
     specs = images_for(
@@ -180,11 +185,11 @@ def build(models, base_image, no_cache) -> None:
 @click.option("--params", "show_params", is_flag=True, help="Also list every parameter and its default.")
 def list_models(show_params) -> None:
     """List the methods, their images and whether they are built."""
-    from multiverse.engine import Engine
+    from multiverse.backends import connect
     from multiverse.errors import EngineUnavailable
 
     try:
-        engine = Engine.connect(timeout=10)
+        engine = connect(timeout=10)
     except EngineUnavailable:
         engine = None
     table = Table(title_justify="left")
@@ -222,12 +227,12 @@ def synth(output, cells, second, n_types, seed) -> None:
     console.print(f"wrote {path} ({cells} cells, rna + {second}, {n_types} cell types, 2 batches)")
 
 
-def _report(root: Path, engine, labels) -> None:
+def _report(root: Path, backend, labels) -> None:
     from multiverse.report import make_report
 
     console.print(f"[bold]evaluating[/] the results in {root} ...")
     with console.status("scoring every embedding (scib-metrics) and drawing UMAPs"):
-        path = make_report(root, engine, labels, on_line=lambda line: None)
+        path = make_report(root, backend, labels, on_line=lambda line: None)
     console.print(f"report: {path}")
 
 
@@ -245,10 +250,10 @@ def report_command(results, cell_type_key, batch_key) -> None:
     metrics.csv and metrics.json. A metric whose labels are missing is skipped,
     and the report says why.
     """
-    from multiverse.engine import Engine
+    from multiverse.backends import connect
 
     labels = {k: v for k, v in (("cell_type", cell_type_key), ("batch", batch_key)) if v}
-    _report(results, Engine.connect(), labels)
+    _report(results, connect(), labels)
 
 
 @cli.command(name="collect")

@@ -31,12 +31,23 @@ def read_manifest(root: Path) -> dict:
 
 
 def result_folders(root: Path, manifest: dict) -> dict[str, Path]:
-    """The models of the manifest whose result folder exists, in the manifest's order."""
-    return {
-        name: root / name
-        for name, record in manifest["models"].items()
-        if record.get("status") in ("ok", "cached") and (root / name / protocol.EMBEDDINGS_FILE).is_file()
-    }
+    """The successful models of the manifest made from its input, whose result folder exists, in order.
+
+    A result whose provenance names another input or other cells is stale: it is never
+    counted as this input's (the manifest lists it under "stale").
+    """
+    source = manifest["input"]
+    folders = {}
+    for name, record in manifest["models"].items():
+        if record.get("status") not in ("ok", "cached"):
+            continue
+        provenance = read_provenance(root / name)
+        if not provenance or not (root / name / protocol.EMBEDDINGS_FILE).is_file():
+            continue
+        if provenance.get("input_sha256") != source.get("sha256") or provenance.get("cells_sha256") != source.get("cells_sha256"):
+            continue
+        folders[name] = root / name
+    return folders
 
 
 def collect(root: Path, output: Path | None = None, fmt: str = "h5ad") -> Path:

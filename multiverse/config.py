@@ -96,7 +96,7 @@ class Defaults(Limits):
     seed: int = Field(0, ge=0)
 
 
-class ModelSettings(Limits):
+class EntrySettings(Limits):
     #: The method this entry runs; defaults to the entry's name. Naming entries lets
     #: one config compare settings of one method, e.g. pca_10 and pca_50.
     method: Optional[str] = None
@@ -104,30 +104,43 @@ class ModelSettings(Limits):
 
 
 class Labels(_Strict):
+    """obs columns with each cell's type and batch. The batch column is also the one every method
+    that corrects for batch is given (unless a model sets its own ``batch_key``)."""
+
     cell_type: Optional[str] = "cell_type"
     batch: Optional[str] = "batch"
+
+    def explicit(self) -> dict[str, str]:
+        """The columns the user named (a missing one is an error), as opposed to the defaults."""
+        return {role: getattr(self, role) for role in self.model_fields_set if getattr(self, role)}
 
 
 class RunnerConfig(_Strict):
     input: Optional[Path] = None
     output: Path = Path("results")
-    models: dict[str, Optional[ModelSettings]] = Field(default_factory=dict)
+    models: dict[str, Optional[EntrySettings]] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     jobs: int = Field(1, ge=1)
     #: Modality name -> kind, for names multiverse does not recognise.
     modalities: dict[str, Literal["rna", "atac", "adt"]] = Field(default_factory=dict)
     labels: Labels = Field(default_factory=Labels)
+    #: Where the raw counts are when not in layers["counts"]: a layer's name (or "raw", "X") for
+    #: every modality, or a mapping modality -> layer.
+    counts_layer: Union[str, dict[str, str], None] = None
     #: Evaluate the results and write <output>/report/report.html at the end of a run.
     report: bool = False
 
 
-class ModelConfig(BaseModel):
+class Entry(BaseModel):
     """One model entry, fully resolved: its method, effective parameters and limits."""
 
     name: str  # the entry's name, also its output folder
-    spec: Any  # Method of the method
+    spec: Any  # the registry's Method
     params: dict[str, Any]
     limits: Limits
+    #: obs columns this entry's parameters name (label_key, batch_key) that must exist in the input:
+    #: those the user set, for the entry or in ``labels:``.
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 def _where(loc: tuple) -> str:
@@ -182,7 +195,7 @@ def load_config(
     output: Optional[Path] = None,
     jobs: Optional[int] = None,
     catalog: dict[str, Method] = METHODS,
-) -> tuple[RunnerConfig, list[ModelConfig]]:
+) -> tuple[RunnerConfig, list[Entry]]:
     """The config file (if any) with command-line overrides, and every model resolved.
 
     ``path`` None means: use ./runner_config.yaml when it exists, else built-in defaults.
@@ -220,16 +233,23 @@ def _check_entry_name(name: str, source: str) -> None:
         )
 
 
-def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, Method], source: str) -> ModelConfig:
+#: Parameters that name an obs column, and the label each falls back to.
+LABEL_PARAMS = {"label_key": "cell_type", "batch_key": "batch"}
+
+
+def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, Method], source: str) -> Entry:
     _check_entry_name(name, source)
-    settings = config.models.get(name) or ModelSettings()
+    settings = config.models.get(name) or EntrySettings()
     method = settings.method or name
     if method not in catalog:
         raise _unknown_model(method, source)
     spec = catalog[method]
     params = {"seed": config.defaults.seed, **settings.params}
-    if "label_key" in {f.name for f in dataclasses.fields(spec.params)} and "label_key" not in params:
-        params["label_key"] = config.labels.cell_type
+    fields = {f.name for f in dataclasses.fields(spec.params)}
+    # One batch, one label: the run's columns reach every method that takes them, unless the entry sets its own.
+    for param, role in LABEL_PARAMS.items():
+        if param in fields and param not in params:
+            params[param] = getattr(config.labels, role)
     try:
         effective = TypeAdapter(spec.params).validate_python(params)
     except ValidationError as exc:
@@ -243,6 +263,15 @@ def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, Method], 
     }
     if limits["cpus"] is None:
         limits["cpus"] = float(max(1, (os.cpu_count() or 1) // config.jobs))
-    if getattr(effective, "accelerator", "cpu") == "gpu" and not limits["gpus"]:
-        raise ConfigError(f"{source}: models.{name}: accelerator is gpu, so also set 'gpus: 1' (or more) for it")
-    return ModelConfig(name=name, spec=spec, params=effective.to_dict(), limits=Limits(**limits))
+    if limits["gpus"] and not spec.gpu:
+        raise ConfigError(
+            f"{source}: models.{name}: {spec.name} runs on the CPU only in its image (no GPU build of its "
+            f"libraries is shipped), so it cannot use 'gpus: {limits['gpus']}'; set gpus: 0 for it"
+        )
+    resolved = effective.to_dict()
+    columns = {
+        param: resolved[param]
+        for param in LABEL_PARAMS
+        if resolved.get(param) and (param in settings.params or LABEL_PARAMS[param] in config.labels.model_fields_set)
+    }
+    return Entry(name=name, spec=spec, params=resolved, limits=Limits(**limits), columns=columns)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from multiverse.plan import Job, Plan
-from multiverse.runner.results import ModelResult, Status
+from multiverse.runner.results import JobResult, Status
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -55,7 +55,7 @@ class PlainReporter:
     def line(self, job: Job, text: str) -> None:
         self._print(job.name, text)
 
-    def finished(self, result: ModelResult) -> None:
+    def finished(self, result: JobResult) -> None:
         text = f"{result.status.value}" + (f": {result.reason}" if result.reason else "")
         self._print(result.name, text, "bold " + STATUS_STYLE.get(result.status, "red"))
 
@@ -102,7 +102,7 @@ class LiveReporter:
         if text.strip():
             self.last[job.name] = text.strip()
 
-    def finished(self, result: ModelResult) -> None:
+    def finished(self, result: JobResult) -> None:
         style = STATUS_STYLE.get(result.status, "red")
         self.state[result.name] = f"[{style}]{result.status.value}[/]"
         if result.name in self.started_at:
@@ -123,7 +123,7 @@ def reporter_for(console: Console, plan: Plan):
     return LiveReporter(console, plan) if console.is_terminal else PlainReporter(console, plan)
 
 
-def print_summary(console: Console, results: list[ModelResult]) -> None:
+def print_summary(console: Console, results: list[JobResult]) -> None:
     table = Table(title="multiverse run", title_justify="left")
     table.add_column("model", style="cyan")
     table.add_column("status")
@@ -131,7 +131,7 @@ def print_summary(console: Console, results: list[ModelResult]) -> None:
     table.add_column("peak memory", justify="right")
     table.add_column("output / reason", overflow="fold")
     for result in results:
-        peak = result.metrics.get("peak_memory_mb")
+        peak = result.peak_memory_mb
         runtime = result.metrics.get("runtime_s", result.duration_s)
         where = str(result.output_dir) if result.status.succeeded else result.reason
         table.add_row(

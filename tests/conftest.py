@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,11 @@ def tiny_adt_h5mu(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine():
-    from multiverse.engine import Engine
+    from multiverse.backends.docker import DockerBackend
     from multiverse.errors import EngineUnavailable
 
     try:
-        return Engine.connect()
+        return DockerBackend.connect()
     except EngineUnavailable as exc:
         pytest.fail(f"these tests need a Docker engine: {exc.message}")
 
@@ -83,6 +84,10 @@ def built(engine):
 class FaultyParams(MethodParams):
     behaviour: str = "ok"
     seconds: float = 600.0
+    #: Where the "hostile" behaviour points its links.
+    target: str = ""
+    #: Like the methods that correct for batch: the run's labels.batch reaches it.
+    batch_key: Optional[str] = "batch"
 
 
 FAULTY = Method("faulty", "a fake method that misbehaves on request", FaultyParams, "faulty-test")
@@ -106,7 +111,7 @@ def faulty_catalog(engine, built) -> dict[str, Method]:
 def no_leftover_containers(engine):
     """After the test, no container this test process started may be left, running or not."""
     yield
-    from multiverse.engine import LABEL_PID
+    from multiverse.backends.base import LABEL_PID
 
     leftovers = engine.client.containers.list(all=True, filters={"label": f"{LABEL_PID}={os.getpid()}"})
     names = [c.name for c in leftovers]

@@ -6,19 +6,21 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional
 
-from multiverse.engine import Engine
+from multiverse.backends import Backend, connect
 
 
 def make_report(
     root: Path,
-    engine: Optional[Engine] = None,
+    backend: Optional[Backend] = None,
     labels: Optional[dict] = None,
     on_line: Callable[[str], None] = lambda line: None,
     cancel: Optional[threading.Event] = None,
 ) -> Path:
     """Evaluate ``root``'s results and write ``root/report/report.html``; return its path."""
-    from multiverse.report.evaluate import evaluate
+    from multiverse.report.evaluate import evaluate, publish
     from multiverse.report.html import render
+    from multiverse.runner.store import OUTPUT
 
-    folder, scores, manifest = evaluate(root, engine or Engine.connect(), labels, on_line=on_line, cancel=cancel)
-    return render(folder, scores, manifest)
+    store, staging, scores, manifest = evaluate(root, backend or connect(), labels, on_line=on_line, cancel=cancel)
+    page = render(staging / OUTPUT, scores, manifest)  # a failed render leaves the old report in place
+    return publish(store, staging) / page.name

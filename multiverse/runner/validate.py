@@ -1,4 +1,8 @@
-"""Check a model's output folder by its content before it counts as a result."""
+"""Check a model's output folder by its content before it counts as a result.
+
+Call only on a tree that :func:`multiverse.runner.untrusted.check_tree` passed:
+every name is then a plain file, so reading it cannot follow a planted link.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from multiverse_methods import protocol
 
 REQUIRED_METRICS = ("runtime_s", "peak_memory_mb", "params", "versions")
 MAX_EMBEDDING_DIM = 1000
+#: metrics.json larger than this is not a result (the host reads it whole).
+MAX_METRICS_BYTES = 16 * 2**20
 
 
 class InvalidOutput(Exception):
@@ -28,6 +34,8 @@ def validate_output(folder: Path, obs_names: tuple[str, ...], params: dict) -> d
 
 
 def _read_metrics(path: Path) -> dict:
+    if path.stat().st_size > MAX_METRICS_BYTES:
+        raise InvalidOutput(f"metrics.json is larger than {MAX_METRICS_BYTES // 2**20} MiB")
     try:
         metrics = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -71,5 +79,9 @@ def _check_embeddings(path: Path, obs_names: tuple[str, ...], params: dict) -> N
     echoed = adata.uns.get(protocol.PARAMS_KEY)
     if echoed is None:
         raise InvalidOutput(f"embeddings.h5ad has no uns[{protocol.PARAMS_KEY!r}] (effective parameters)")
-    if json.loads(str(echoed)) != params:
+    try:
+        given_back = json.loads(str(echoed))
+    except ValueError as exc:
+        raise InvalidOutput(f"uns[{protocol.PARAMS_KEY!r}] in embeddings.h5ad is not JSON: {exc}") from None
+    if given_back != params:
         raise InvalidOutput("the parameters echoed in embeddings.h5ad differ from those given to the method")

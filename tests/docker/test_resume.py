@@ -64,6 +64,6 @@ def test_the_manifest_says_what_ran(built, tiny_h5mu, tmp_path):
     assert record["input_sha256"] == manifest["input"]["sha256"]
     assert record["exit_code"] == 0 and record["duration_s"] > 0 and record["peak_memory_mb"] > 0
     assert record["started_at"] <= record["finished_at"]
-    assert manifest["engine"]["version"] and manifest["multiverse_version"] and manifest["host"]["hostname"]
+    assert manifest["backend"]["kind"] == "docker" and manifest["backend"]["version"] and manifest["multiverse_version"] and manifest["host"]["hostname"]
     provenance = json.loads((tmp_path / "out" / "pca" / "provenance.json").read_text())
     assert provenance["key"]["image_id"] == record["image_id"]

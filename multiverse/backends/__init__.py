@@ -1,0 +1,37 @@
+"""Engines that run the sandboxed containers, behind one seam (``base.Backend``).
+
+    from multiverse.backends import connect
+    backend = connect()            # the local Docker engine (DOCKER_HOST is honoured)
+    backend = connect("podman")    # Podman's Docker-compatible service
+
+Only ``docker.py`` imports the Docker SDK. ``fake.py`` is an in-memory
+backend for the runner's tests.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from multiverse.backends.base import Backend, ContainerOutcome, ContainerSpec, Mount, Resources
+
+#: Where Podman's Docker-compatible API listens when started as root by scripts/ensure-podman.sh.
+PODMAN_SOCKET = "unix:///run/podman/podman.sock"
+BACKENDS = ("docker", "podman")
+
+
+def connect(name: str = "docker", base_url: Optional[str] = None, timeout: int = 60) -> Backend:
+    """A connected backend by name; raises EngineUnavailable (exit 3) when it does not answer."""
+    from multiverse.backends.docker import DockerBackend
+
+    if name == "docker":
+        return DockerBackend.connect(base_url, name="docker", timeout=timeout)
+    if name == "podman":
+        url = base_url or os.environ.get("MULTIVERSE_PODMAN_URL") or PODMAN_SOCKET
+        return DockerBackend.connect(url, name="podman", timeout=timeout)
+    from multiverse.errors import ConfigError
+
+    raise ConfigError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+
+
+__all__ = ["Backend", "ContainerOutcome", "ContainerSpec", "Mount", "Resources", "connect", "BACKENDS"]
