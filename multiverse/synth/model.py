@@ -79,7 +79,7 @@ class ReferenceModel:
     batches: np.ndarray  # (B,) str
     cell_type: np.ndarray  # (N_ref,) int: each reference cell's type
     batch: np.ndarray  # (N_ref,) int
-    depth: dict[str, np.ndarray]  # modality name -> (N_ref,) total counts of each reference cell
+    depth: dict[str, np.ndarray]  # modality name -> (N_ref,) each reference cell's total, in the model's units
     modalities: dict[str, ModalityModel]
 
     def modality_of_kind(self, kind: str) -> ModalityModel | None:
@@ -125,19 +125,20 @@ def fit_modality(name: str, kind: str, counts: sp.csr_matrix, feature_names, fea
             counts.data = np.ceil(counts.data / 2)  # insertions -> fragments
     observed_depth = np.asarray(counts.sum(axis=1)).ravel()
     depth = np.maximum(observed_depth, 1.0)  # an empty cell would divide by zero; its depth only scales zeros
-    by_type, by_batch = _indicator(cell_type, n_types), _indicator(batch, n_batches)
-    type_sums = np.asarray((by_type @ counts).todense())  # (T, F)
-    batch_sums = np.asarray((by_batch @ counts).todense())  # (B, F)
+    type_sums = np.asarray((_indicator(cell_type, n_types) @ counts).todense())  # (T, F)
+    batch_sums = np.asarray((_indicator(batch, n_batches) @ counts).todense())  # (B, F)
     overall = np.asarray(counts.sum(axis=0)).ravel() / depth.sum()
     prior_depth = float(np.median(depth))
 
+    # Total depth of each (type, batch): the fit needs no cells x features array, whatever the reference's size.
+    depth_tb = np.zeros((n_types, n_batches))
+    np.add.at(depth_tb, (cell_type, batch), depth)
     batch_effect = np.ones((n_batches, counts.shape[1]))
     for _ in range(_FIT_ROUNDS):
-        # profile: counts of the type / depth-weighted batch effects of its cells
-        exposure = by_type @ (depth[:, None] * batch_effect[batch])  # (T, F)
-        profile = (type_sums + prior_depth * overall) / (exposure + prior_depth)
+        # a type's profile: its counts / the depth of its cells, weighted by their batches' effects
+        profile = (type_sums + prior_depth * overall) / (depth_tb @ batch_effect + prior_depth)
         profile /= profile.sum(axis=1, keepdims=True)
-        expected = by_batch @ (depth[:, None] * profile[cell_type])  # (B, F)
+        expected = depth_tb.T @ profile  # (B, F): counts each batch would have without its effect
         batch_effect = (batch_sums + _BATCH_PSEUDOCOUNT) / (expected + _BATCH_PSEUDOCOUNT)
     normaliser = _normaliser(profile, batch_effect)  # (T, B)
 
