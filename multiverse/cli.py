@@ -20,6 +20,7 @@ from rich.table import Table
 from multiverse import __version__
 from multiverse.catalog import EXTRA_IMAGES, METHODS, image_of, images_for
 from multiverse.errors import ConfigError, MultiverseError
+from multiverse.synth.presets import DEFAULT_CHUNK, PRESETS, REFERENCE_FILES
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -207,24 +208,106 @@ def list_models(show_params) -> None:
             console.print(f"[cyan]{spec.name}[/]: " + ", ".join(f"{k}={v!r}" for k, v in defaults.items()))
 
 
+_TOY_OUTPUT = Path("data/synthetic.h5mu")
+
+
 @cli.command()
-@click.argument("output", type=click.Path(path_type=Path), default=Path("data/synthetic.h5mu"))
-@click.option("--cells", default=600, show_default=True, help="Number of cells.")
-@click.option("--second", type=click.Choice(["atac", "adt"]), default="atac", show_default=True,
-              help="The modality paired with RNA.")
-@click.option("--types", "n_types", default=6, show_default=True, help="Number of cell types.")
+@click.argument("output", type=click.Path(path_type=Path), required=False)
+@click.option("--cells", type=click.IntRange(min=1), help="Number of cells. [toy: 600; fitted: the preset's, "
+              "else the reference's]")
+@click.option("--genes", type=click.IntRange(min=1), help="Fitted: RNA features (default: the preset's, else the reference's).")
+@click.option("--peaks", type=click.IntRange(min=1), help="Fitted: ATAC peaks, paired with RNA (multiome).")
+@click.option("--proteins", type=click.IntRange(min=1), help="Fitted: ADT proteins, paired with RNA (CITE-seq).")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help="Fitted: a named size ("
+              + "; ".join(f"{name}: {p.describe()}" for name, p in PRESETS.items()) + "). Options given override it.")
+@click.option("--reference", type=click.Path(path_type=Path), help="Fitted: the real paired .h5mu to fit (default: "
+              + " or ".join(REFERENCE_FILES.values()) + " in $MULTIVERSE_REAL_DATA, else ../shared/data beside the checkout).")
+@click.option("--chunk-size", type=click.IntRange(min=1), help=f"Fitted: cells sampled and written at a time "
+              f"(default {DEFAULT_CHUNK}); memory grows with it, not with --cells.")
+@click.option("--second", type=click.Choice(["atac", "adt"]), help="Toy: the modality paired with RNA. [default: atac]")
+@click.option("--types", "n_types", type=click.IntRange(min=4), help="Toy: number of cell types. [default: 6]")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-def synth(output, cells, second, n_types, seed) -> None:
+def synth(output, cells, genes, peaks, proteins, preset, reference, chunk_size, second, n_types, seed) -> None:
     """Write a synthetic paired dataset with known cell types and batches to OUTPUT.
 
-    Labels are in obs['cell_type'] and obs['batch']; raw counts in each
-    modality's layers['counts']. Types 0/1 differ only in the second modality
-    and types 2/3 only in RNA, so only an integrating method separates them all.
-    """
-    from multiverse.synthetic import write_synthetic
+    \b
+    Two generators. Without --genes/--peaks/--proteins/--preset/--reference/--chunk-size,
+    the small toy dataset of the tests (OUTPUT default: data/synthetic.h5mu): types 0/1
+    differ only in the second modality and types 2/3 only in RNA, so only an
+    integrating method separates them all.
+    With any of them, data of any size fitted to a real file (the BMMC starter sets by
+    default): its cell types, donors, depths, sparsity and per-type profiles, streamed
+    to disk chunk by chunk (OUTPUT default: data/PRESET.h5mu). For example:
+      multiverse synth --preset multiome-50k
+      multiverse synth big.h5mu --cells 20000 --genes 5000 --proteins 134
 
-    path = write_synthetic(output, n_cells=cells, second=second, n_types=n_types, seed=seed)
-    console.print(f"wrote {path} ({cells} cells, rna + {second}, {n_types} cell types, 2 batches)")
+    Labels are in obs['cell_type'] and obs['batch']; raw counts in each
+    modality's layers['counts'] (the fitted generator's .X holds the same counts).
+    """
+    fitted = any(v is not None for v in (genes, peaks, proteins, preset, reference, chunk_size))
+    if not fitted:
+        from multiverse.synthetic import write_synthetic
+
+        cells, second, n_types = cells or 600, second or "atac", n_types or 6
+        path = write_synthetic(output or _TOY_OUTPUT, n_cells=cells, second=second, n_types=n_types, seed=seed)
+        console.print(f"wrote {path} ({cells} cells, rna + {second}, {n_types} cell types, 2 batches)")
+        return
+    _synth_fitted(output, cells, genes, peaks, proteins, preset, reference, chunk_size, second, n_types, seed)
+
+
+def _synth_fitted(output, cells, genes, peaks, proteins, preset, reference, chunk_size, second, n_types, seed):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from multiverse.synth.generate import generate
+    from multiverse.synth.presets import default_reference
+
+    if second is not None or n_types is not None:
+        raise ConfigError(
+            "--second and --types belong to the toy dataset; the fitted generator takes its cell types from "
+            "the reference and pairs RNA with --peaks (ATAC) or --proteins (ADT)"
+        )
+    if peaks is not None and proteins is not None:
+        raise ConfigError("give --peaks (RNA + ATAC) or --proteins (RNA + ADT), not both")
+    chosen = PRESETS[preset] if preset else None
+    kind = "atac" if peaks is not None else "adt" if proteins is not None else None
+    if chosen is not None and kind is not None and kind != chosen.second:
+        raise ConfigError(f"--preset {preset} pairs RNA with {chosen.second.upper()}; "
+                          f"--{'peaks' if kind == 'atac' else 'proteins'} does not fit it")
+    kind = kind or (chosen.second if chosen else None)
+    features = {"rna": genes if genes is not None else (chosen.genes if chosen else None)}
+    if kind is not None:
+        asked = peaks if kind == "atac" else proteins
+        features[kind] = asked if asked is not None else (chosen.second_features if chosen else None)
+    if output is None:
+        if chosen is None:
+            raise ConfigError("name the OUTPUT file (a default is given only with --preset)")
+        output = Path("data") / f"{preset}.h5mu"
+    reference = reference or default_reference(kind or "atac")
+    if cells is None and chosen is not None:
+        cells = chosen.cells
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    task = None
+
+    def show(done: int, total: int) -> None:  # started at the first chunk: errors before it print alone
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task(f"writing {output.name} (fitted to {reference.name})", total=total)
+        progress.update(task, completed=done)
+
+    try:
+        result = generate(output, cells, features, reference, seed=seed,
+                          chunk_size=chunk_size or DEFAULT_CHUNK, on_progress=show)
+    finally:
+        if task is not None:
+            progress.stop()
+    mods = " + ".join(f"{name} {n:,}" for name, n in result.features.items())
+    size = result.path.stat().st_size / 1e6
+    console.print(
+        f"wrote {result.path} ({result.n_cells:,} cells; {mods} features; fitted to {result.reference}; "
+        f"{size:,.0f} MB in {result.seconds:.0f} s)"
+    )
 
 
 def _report(root: Path, backend, labels) -> None:
