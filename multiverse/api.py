@@ -30,6 +30,7 @@ def prepare(
     input: Optional[Path] = None,
     output: Optional[Path] = None,
     jobs: Optional[int] = None,
+    report: Optional[bool] = None,
     catalog: dict[str, Method] = METHODS,
 ) -> Plan:
     """Validate the config and the input, and plan the run; starts nothing.
@@ -46,6 +47,8 @@ def prepare(
     )
     if cfg.input is None:
         raise ConfigError("no input: give --input FILE or set 'input:' in runner_config.yaml")
+    if report is not None:
+        cfg.report = report
     data = inspect_input(cfg.input, cfg.modalities, cfg.counts_layer)
     return make_plan(cfg, resolved, data)
 

@@ -93,10 +93,10 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
     from multiverse.console import print_summary, reporter_for
 
     plan = api.prepare(
-        config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs
+        config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs,
+        report=report,
     )
-    if report is None:
-        report = plan.report
+    report = plan.report
     data = plan.input
     backend = connect(backend_name)
     console.print(
