@@ -11,6 +11,7 @@ came from.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,19 @@ from multiverse.errors import InputError
 from multiverse.runner.provenance import MANIFEST_FILE, read_provenance
 from multiverse.runner.validate import InvalidOutput, validate_output
 from multiverse_methods import protocol
+
+
+def _ours(path: Path) -> bool:
+    """A file that ``collect`` wrote: a plain HDF5 file with uns/multiverse."""
+    import h5py
+
+    try:
+        if os.path.islink(path) or not os.path.isfile(path):
+            return False
+        with h5py.File(path, "r") as handle:
+            return "uns" in handle and "multiverse" in handle["uns"]
+    except OSError:
+        return False
 
 
 def read_manifest(root: Path) -> dict:
@@ -79,6 +93,8 @@ def collect(root: Path, output: Path | None = None, fmt: str = "h5ad") -> Path:
         raise InputError(f"{root} holds no valid result to collect")
     target.uns["multiverse"] = {"run_id": manifest.get("run_id", ""), "input_sha256": manifest["input"]["sha256"], "models": origins}
     output = Path(output) if output else root / f"embeddings.{fmt}"
+    if os.path.lexists(output) and not _ours(output):
+        raise InputError(f"{output} exists and was not written by 'multiverse collect'; move it away or give --output")
     tmp = output.with_name(output.name + ".partial")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import random
 import sys
 import traceback
@@ -27,7 +28,8 @@ log = logging.getLogger("multiverse_methods")
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m multiverse_methods")
-    parser.add_argument("method", choices=sorted(METHODS))
+    # Method images name their method in MULTIVERSE_METHOD; controls (on another method's image) on the command line.
+    parser.add_argument("method", nargs="?", choices=sorted(METHODS), default=os.environ.get("MULTIVERSE_METHOD"))
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--params", default="{}", help="JSON object of parameters")
@@ -42,6 +44,9 @@ def main(argv=None) -> int:
 
     deadline.start()
     args = parse_args(argv)
+    if args.method is None:
+        print("python -m multiverse_methods: name the method (or set MULTIVERSE_METHOD)", file=sys.stderr)
+        return protocol.EXIT_BAD_PARAMS
     args.output.mkdir(parents=True, exist_ok=True)
     from multiverse_methods import contract
 

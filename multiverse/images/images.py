@@ -87,6 +87,7 @@ class ImageBuilder:
             "--progress=plain",
             "--file", str(dockerfile),
             "--build-arg", f"BASE_IMAGE={base}",
+            *[arg for key, value in spec.build_args.items() for arg in ("--build-arg", f"{key}={value}")],
             "--label", f"{LABEL_COMPONENT}={spec.name}",
             "--label", f"io.multiverse.version={__version__}",
             "--tag", spec.tag,
