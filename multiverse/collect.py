@@ -3,6 +3,9 @@
     multiverse collect results/                   -> results/embeddings.h5ad
     multiverse collect results/ --format h5mu     -> results/embeddings.h5mu (the input + every embedding)
 
+The input's matrices are never loaded: its cell annotations are read alone,
+and ``--format h5mu`` copies the file and writes the embeddings into it.
+
 Embeddings go to ``obsm["X_<model>"]``, cells in the input's order, with the
 input's cell annotations in ``obs``; ``uns["multiverse"]`` says where each
 came from.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -64,40 +68,80 @@ def result_folders(root: Path, manifest: dict) -> dict[str, Path]:
     return folders
 
 
+def _obs(path: Path):
+    """The global cell annotations of an .h5mu/.h5ad, read alone (no matrix)."""
+    import h5py
+
+    from multiverse.inputs.h5 import read_elem
+
+    with h5py.File(path, "r") as handle:
+        obs = read_elem(handle["obs"])
+    obs.index = obs.index.astype(str)
+    return obs
+
+
+def _add_to_copy(source: Path, tmp: Path, embeddings: dict, uns: dict) -> None:
+    """The whole input MuData plus every embedding, without loading it: a byte copy of the
+    file, then the embeddings written into its global ``obsm`` (and ``uns/multiverse``)."""
+    import h5py
+
+    try:
+        from anndata.io import write_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import write_elem
+
+    shutil.copyfile(source, tmp)
+    with h5py.File(tmp, "r+") as handle:
+        obsm = handle.require_group("obsm")
+        for key, value in embeddings.items():
+            if key in obsm:
+                del obsm[key]
+            write_elem(obsm, key, value)
+        uns_group = handle.require_group("uns")
+        if "multiverse" in uns_group:
+            del uns_group["multiverse"]
+        write_elem(uns_group, "multiverse", uns)
+
+
 def collect(root: Path, output: Path | None = None, fmt: str = "h5ad") -> Path:
+    """Every valid embedding of ``root`` in one file; the input's matrices are never loaded."""
     import anndata
-    import mudata
 
     root = Path(root)
     manifest = read_manifest(root)
-    source = Path(manifest["input"]["path"])
+    source = Path(manifest["input"].get("model_path") or manifest["input"]["path"])
     if not source.is_file():
         raise InputError(f"the run's input {source} is gone; the embeddings cannot be matched to its cells")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        data = mudata.read_h5mu(source) if source.suffix == ".h5mu" else anndata.read_h5ad(source)
-    obs_names = tuple(str(n) for n in data.obs_names)
-    target = data if fmt == "h5mu" else anndata.AnnData(obs=data.obs.copy())
-    origins = {}
+    if fmt == "h5mu" and source.suffix != ".h5mu":
+        raise InputError(f"--format h5mu needs a .h5mu input; {source.name} is not one (use --format h5ad)")
+    obs = _obs(source)
+    obs_names = tuple(obs.index)
+    embeddings, origins = {}, {}
     for name, folder in result_folders(root, manifest).items():
         record = read_provenance(folder) or {}
         try:
             validate_output(folder, obs_names, record.get("params", {}))
         except InvalidOutput as exc:
             raise InputError(f"{folder} is not a valid result any more: {exc}") from None
-        embedding = anndata.read_h5ad(folder / protocol.EMBEDDINGS_FILE).obsm[protocol.EMBEDDING_KEY]
-        target.obsm[f"X_{name}"] = embedding
+        embeddings[f"X_{name}"] = anndata.read_h5ad(folder / protocol.EMBEDDINGS_FILE).obsm[protocol.EMBEDDING_KEY]
         origins[name] = {"method": record.get("method", name), "image_id": record.get("image_id", ""),
                          "params": json.dumps(record.get("params", {}), sort_keys=True)}
     if not origins:
         raise InputError(f"{root} holds no valid result to collect")
-    target.uns["multiverse"] = {"run_id": manifest.get("run_id", ""), "input_sha256": manifest["input"]["sha256"], "models": origins}
+    uns = {"run_id": manifest.get("run_id", ""), "input_sha256": manifest["input"]["sha256"], "models": origins}
     output = Path(output) if output else root / f"embeddings.{fmt}"
     if os.path.lexists(output) and not _ours(output):
         raise InputError(f"{output} exists and was not written by 'multiverse collect'; move it away or give --output")
     tmp = output.with_name(output.name + ".partial")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        target.write(str(tmp)) if fmt == "h5mu" else target.write_h5ad(tmp)
+    if fmt == "h5mu":
+        _add_to_copy(source, tmp, embeddings, uns)
+    else:
+        target = anndata.AnnData(obs=obs)
+        for key, value in embeddings.items():
+            target.obsm[key] = value
+        target.uns["multiverse"] = uns
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            target.write_h5ad(tmp)
     tmp.replace(output)
     return output
