@@ -25,6 +25,16 @@ def read_elem(node):
     return _read(node)
 
 
+def strings(node) -> list[str]:
+    """A string array as anndata stores it, read with h5py alone (anndata's reader for anything else).
+
+    anndata itself takes a second to import, which every run would pay for reading cell names.
+    """
+    if isinstance(node, h5py.Dataset) and node.dtype.kind in "OSU":
+        return [str(v) for v in node.asstr()[:]] if node.dtype.kind != "U" else [str(v) for v in node[:]]
+    return [str(v) for v in read_elem(node)]
+
+
 def obs_names(group: h5py.Group, where: str) -> list[str]:
     """The cell names of an AnnData (or MuData) group, from its obs index alone."""
     if "obs" not in group:
@@ -32,7 +42,7 @@ def obs_names(group: h5py.Group, where: str) -> list[str]:
     obs = group["obs"]
     index_key = obs.attrs.get("_index", "_index")
     if isinstance(obs, h5py.Group) and index_key in obs:
-        return [str(n) for n in read_elem(obs[index_key])]
+        return strings(obs[index_key])
     return [str(n) for n in read_elem(obs).index]  # older layouts: a structured array
 
 
@@ -55,7 +65,14 @@ def read_column(group: h5py.Group, column: str):
 def var_column(group: h5py.Group, column: str) -> Optional[np.ndarray]:
     if "var" not in group or not isinstance(group["var"], h5py.Group) or column not in group["var"]:
         return None
-    return np.asarray(read_elem(group["var"][column])).astype(str)
+    node = group["var"][column]
+    if isinstance(node, h5py.Group) and str(node.attrs.get("encoding-type")) == "categorical":
+        categories = np.asarray(strings(node["categories"]), dtype=object)
+        codes = node["codes"][:]
+        return np.where(codes >= 0, categories[np.maximum(codes, 0)], "nan").astype(str)
+    if isinstance(node, h5py.Dataset) and node.dtype.kind in "OSU":
+        return np.asarray(strings(node)).astype(str)
+    return np.asarray(read_elem(node)).astype(str)
 
 
 def matrix_shape(node, where: str) -> tuple[int, int]:
