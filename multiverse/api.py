@@ -15,10 +15,9 @@ from rich.console import Console
 
 from multiverse.backends import Backend, connect
 from multiverse.catalog import METHODS, Method
-from multiverse.config import load_config
+from multiverse.config import datasets_of, load_config
 from multiverse.errors import ConfigError
-from multiverse.inputs import inspect_input
-from multiverse.plan import Plan, make_plan
+from multiverse.plan import Plan, inspect_datasets, make_plan
 from multiverse.runner.execute import Execution, Reporter
 from multiverse.runner.results import JobResult
 
@@ -45,12 +44,11 @@ def prepare(
         jobs=jobs,
         catalog=catalog,
     )
-    if cfg.input is None:
-        raise ConfigError("no input: give --input FILE or set 'input:' in runner_config.yaml")
+    if cfg.input is None and not cfg.datasets:
+        raise ConfigError("no input: give --input FILE, or set 'input:' or 'datasets:' in runner_config.yaml")
     if report is not None:
         cfg.report = report
-    data = inspect_input(cfg.input, cfg.modalities, cfg.counts_layer)
-    return make_plan(cfg, resolved, data)
+    return make_plan(cfg, resolved, inspect_datasets(datasets_of(cfg)))
 
 
 def execute(

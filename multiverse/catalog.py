@@ -64,8 +64,23 @@ METRICS_IMAGE = IMAGES["metrics"]
 EXTRA_IMAGES: dict[str, ImageSpec] = {METRICS_IMAGE.name: METRICS_IMAGE}
 
 
-def image_of(method: Method) -> ImageSpec:
-    """The image a method runs in (an image outside ``IMAGES``, e.g. a test's, builds on nothing here)."""
+@dataclass(frozen=True)
+class ExternalImage:
+    """A user's own method image, named by its full tag; multiverse never builds (nor pulls) it."""
+
+    tag: str
+
+    @property
+    def name(self) -> str:
+        return self.tag
+
+
+def image_of(method: Method):
+    """The image a method runs in: ours (an ImageSpec), or a user's own image's tag (ExternalImage).
+
+    An image outside ``IMAGES`` (e.g. a test's) builds on nothing here."""
+    if method.params is None:
+        return ExternalImage(method.image)
     return IMAGES.get(method.image) or ImageSpec(method.image)
 
 
@@ -80,7 +95,8 @@ def images_for(methods: list[Method], extra: list[ImageSpec] = ()) -> list[Image
             ordered.append(image)
 
     for method in methods:
-        add(image_of(method))
+        if method.params is not None:
+            add(image_of(method))
     for image in extra:
         add(image)
     return ordered

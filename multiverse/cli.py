@@ -116,7 +116,7 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
         _report(plan.output_root, backend, labels=None)
     failed = [r.name for r in results if not r.status.succeeded]
     if failed:
-        err_console.print(f"[red]{len(failed)} of {len(results)} model(s) did not succeed:[/] {', '.join(failed)}")
+        err_console.print(Text(f"{len(failed)} of {len(results)} job(s) did not succeed: ", style="red") + Text(", ".join(failed)))
         sys.exit(1)
 
 

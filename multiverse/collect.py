@@ -48,24 +48,37 @@ def read_manifest(root: Path) -> dict:
         raise InputError(f"{path} is damaged: {exc}") from None
 
 
-def result_folders(root: Path, manifest: dict) -> dict[str, Path]:
-    """The successful models of the manifest made from its input, whose result folder exists, in order.
+def result_folders(root: Path, manifest: dict, dataset: str) -> dict[str, Path]:
+    """One dataset's successful jobs made from its input, whose result folder exists, in order,
+    keyed by ``<entry>/seed-<s>``.
 
     A result whose provenance names another input or other cells is stale: it is never
     counted as this input's (the manifest lists it under "stale").
     """
-    source = manifest["input"]
+    source = manifest["datasets"][dataset]["input"]
     folders = {}
-    for name, record in manifest["models"].items():
-        if record.get("status") not in ("ok", "cached"):
+    for name, record in manifest["jobs"].items():
+        if record.get("dataset") != dataset or record.get("status") not in ("ok", "cached"):
             continue
         provenance = read_provenance(root / name)
         if not provenance or not (root / name / protocol.EMBEDDINGS_FILE).is_file():
             continue
         if provenance.get("input_sha256") != source.get("sha256") or provenance.get("cells_sha256") != source.get("cells_sha256"):
             continue
-        folders[name] = root / name
+        folders[name.split("/", 1)[1]] = root / name
     return folders
+
+
+def only_dataset(manifest: dict, dataset: str | None) -> str:
+    """The dataset a command works on: the one named, or the run's only one."""
+    names = list(manifest.get("datasets", {}))
+    if dataset is None:
+        if len(names) != 1:
+            raise InputError(f"this output folder holds several datasets ({', '.join(names)}); name one with --dataset")
+        return names[0]
+    if dataset not in names:
+        raise InputError(f"no dataset {dataset!r} in this output folder (it has: {', '.join(names)})")
+    return dataset
 
 
 def _obs(path: Path):
@@ -103,13 +116,18 @@ def _add_to_copy(source: Path, tmp: Path, embeddings: dict, uns: dict) -> None:
         write_elem(uns_group, "multiverse", uns)
 
 
-def collect(root: Path, output: Path | None = None, fmt: str = "h5ad") -> Path:
-    """Every valid embedding of ``root`` in one file; the input's matrices are never loaded."""
+def collect(root: Path, output: Path | None = None, fmt: str = "h5ad", dataset: str | None = None) -> Path:
+    """Every valid embedding of one dataset of ``root`` in one file; the input's matrices are never loaded.
+
+    Embeddings go to ``obsm["X_<entry>"]``, or ``obsm["X_<entry>_seed<s>"]`` for entries run with several seeds.
+    """
     import anndata
 
     root = Path(root)
     manifest = read_manifest(root)
-    source = Path(manifest["input"].get("model_path") or manifest["input"]["path"])
+    dataset = only_dataset(manifest, dataset)
+    info = manifest["datasets"][dataset]["input"]
+    source = Path(info.get("model_path") or info["path"])
     if not source.is_file():
         raise InputError(f"the run's input {source} is gone; the embeddings cannot be matched to its cells")
     if fmt == "h5mu" and source.suffix != ".h5mu":
@@ -117,19 +135,26 @@ def collect(root: Path, output: Path | None = None, fmt: str = "h5ad") -> Path:
     obs = _obs(source)
     obs_names = tuple(obs.index)
     embeddings, origins = {}, {}
-    for name, folder in result_folders(root, manifest).items():
+    folders = result_folders(root, manifest, dataset)
+    seeds_per_entry = {}
+    for name in folders:
+        entry = name.rsplit("/seed-", 1)[0]
+        seeds_per_entry[entry] = seeds_per_entry.get(entry, 0) + 1
+    for name, folder in folders.items():
         record = read_provenance(folder) or {}
         try:
             validate_output(folder, obs_names, record.get("params", {}))
         except InvalidOutput as exc:
             raise InputError(f"{folder} is not a valid result any more: {exc}") from None
-        embeddings[f"X_{name}"] = anndata.read_h5ad(folder / protocol.EMBEDDINGS_FILE).obsm[protocol.EMBEDDING_KEY]
-        origins[name] = {"method": record.get("method", name), "image_id": record.get("image_id", ""),
-                         "params": json.dumps(record.get("params", {}), sort_keys=True)}
+        entry, seed = name.rsplit("/seed-", 1)
+        key = entry if seeds_per_entry[entry] == 1 else f"{entry}_seed{seed}"
+        embeddings[f"X_{key}"] = anndata.read_h5ad(folder / protocol.EMBEDDINGS_FILE).obsm[protocol.EMBEDDING_KEY]
+        origins[key] = {"method": record.get("method", entry), "image_id": record.get("image_id", ""), "seed": int(seed),
+                        "params": json.dumps(record.get("params", {}), sort_keys=True)}
     if not origins:
         raise InputError(f"{root} holds no valid result to collect")
-    uns = {"run_id": manifest.get("run_id", ""), "input_sha256": manifest["input"]["sha256"], "models": origins}
-    output = Path(output) if output else root / f"embeddings.{fmt}"
+    uns = {"run_id": manifest.get("run_id", ""), "dataset": dataset, "input_sha256": info["sha256"], "models": origins}
+    output = Path(output) if output else root / dataset / f"embeddings.{fmt}"
     if os.path.lexists(output) and not _ours(output):
         raise InputError(f"{output} exists and was not written by 'multiverse collect'; move it away or give --output")
     tmp = output.with_name(output.name + ".partial")

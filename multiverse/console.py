@@ -47,7 +47,7 @@ class PlainReporter:
 
     def note(self, text: str) -> None:
         with self._lock:
-            self.console.print(text)
+            self.console.print(Text(text), soft_wrap=True)
 
     def started(self, job: Job) -> None:
         self._print(job.name, f"started ({job.image})", "bold")
@@ -88,11 +88,11 @@ class LiveReporter:
         for job in self.jobs:
             name = job.name
             elapsed = self.elapsed.get(name, now - self.started_at[name] if name in self.started_at else None)
-            table.add_row(name, self.state[name], _fmt_seconds(elapsed), self.last[name])
+            table.add_row(Text(name), self.state[name], _fmt_seconds(elapsed), Text(self.last[name]))
         return table
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(Text(text), soft_wrap=True)
 
     def started(self, job: Job) -> None:
         self.state[job.name] = "[bold]running[/]"
@@ -125,7 +125,7 @@ def reporter_for(console: Console, plan: Plan):
 
 def print_summary(console: Console, results: list[JobResult]) -> None:
     table = Table(title="multiverse run", title_justify="left")
-    table.add_column("model", style="cyan")
+    table.add_column("job", style="cyan", overflow="fold")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("peak memory", justify="right")
@@ -135,17 +135,17 @@ def print_summary(console: Console, results: list[JobResult]) -> None:
         runtime = result.metrics.get("runtime_s", result.duration_s)
         where = str(result.output_dir) if result.status.succeeded else result.reason
         table.add_row(
-            result.name,
+            Text(result.name),
             Text(result.status.value, style=STATUS_STYLE.get(result.status, "red")),
             _fmt_seconds(runtime),
             f"{peak:.0f} MiB" if isinstance(peak, (int, float)) else "-",
-            where,
+            Text(where),
         )
     console.print(table)
     for result in results:
         if not result.status.succeeded and result.log_tail and result.status is not Status.INTERRUPTED:
-            console.print(f"[bold red]{result.name}[/] last log lines:")
+            console.print(Text(result.name, style="bold red") + Text(" last log lines:"))
             for line in result.log_tail[-10:]:
                 console.print(Text("  " + line), soft_wrap=True)
             if result.failed_dir:
-                console.print(f"  (kept for inspection: {result.failed_dir})")
+                console.print(Text(f"  (kept for inspection: {result.failed_dir})"))

@@ -27,6 +27,29 @@ def real_data(path: Path) -> Path:
     return path
 
 
+def result_dir(out: Path, model: str, data: Path, seed: int = 0) -> Path:
+    """Where ``multiverse run`` puts a model's result for input ``data``: <out>/<dataset>/<model>/seed-<seed>."""
+    from multiverse.config import dataset_name_of
+
+    return Path(out) / dataset_name_of(data) / model / f"seed-{seed}"
+
+
+def records(out: Path) -> dict:
+    """The manifest's jobs of a one-input, one-seed run, keyed by model name."""
+    import json
+
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    return {name.split("/")[1]: record for name, record in manifest["jobs"].items()}
+
+
+def input_record(out: Path) -> dict:
+    """The manifest's description of a one-input run's input."""
+    import json
+
+    [info] = json.loads((Path(out) / "manifest.json").read_text())["datasets"].values()
+    return info["input"]
+
+
 def run_cli(*args, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the ``multiverse`` command line as a user would."""
     return subprocess.run(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import socket
 import threading
 import time
@@ -57,6 +59,12 @@ _TMPFS = {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
+
+
+def _container_name(spec: ContainerSpec) -> str:
+    """A unique, valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*) for a job whose name may hold / [ = ,."""
+    safe = re.sub(r"[^a-zA-Z0-9_.-]+", "-", spec.name).strip("-")
+    return f"multiverse-{spec.run_id}-{safe}-{secrets.token_hex(2)}"[:250]
 
 
 def our_labels(run_id: str, job: str) -> dict[str, str]:
@@ -159,7 +167,7 @@ class DockerBackend:
                 image=spec.image,
                 entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
                 command=list(spec.command),
-                name=f"multiverse-{spec.run_id}-{spec.name}"[:250],
+                name=_container_name(spec),
                 labels=our_labels(spec.run_id, spec.name),
                 user=f"{os.getuid()}:{os.getgid()}",
                 network_mode="none",

@@ -73,8 +73,9 @@ class Execution:
             removed = self.backend.reap()
             if removed:
                 self.reporter.note(f"removed {len(removed)} container(s) left by an earlier, crashed run: {', '.join(removed)}")
-            ensure_converted(self.plan.input, self.backend, self.store, self.cancel,
-                             lambda text: self.reporter.note(f"convert | {text}"))
+            for dataset in self.plan.datasets.values():
+                ensure_converted(dataset.input, self.backend, self.store, self.cancel,
+                                 lambda text, name=dataset.name: self.reporter.note(f"convert {name} | {text}"))
             self.manifest = Manifest(self.plan, self.backend.describe())
             try:
                 with self.backend.guard(self.plan.run_id):
@@ -87,7 +88,9 @@ class Execution:
         result = JobResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image,
                            backend=self.backend.name)
         key: dict = {}
-        if self.cancel.is_set():
+        if job.not_applicable:
+            result.status, result.reason = Status.NOT_APPLICABLE, f"not run: {job.not_applicable}"
+        elif self.cancel.is_set():
             result.reason = "not started: the run was stopped"
         else:
             result.started_at = _now()

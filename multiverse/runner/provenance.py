@@ -22,14 +22,12 @@ from pathlib import Path
 from typing import Optional
 
 from multiverse import __version__
-from multiverse.plan import Job, Plan
+from multiverse.inputs import InputData
+from multiverse.plan import MANIFEST_FILE, Job, Plan
 from multiverse.runner.results import JobResult
 from multiverse.runner.store import PROVENANCE_FILE, has_marker
 from multiverse.runner.untrusted import replace_file
 from multiverse_methods import protocol
-
-MANIFEST_FILE = "manifest.json"
-
 
 def result_key(job: Job, image_id: str) -> dict:
     """Everything that decides a job's result; equal keys mean a rerun would redo the same work."""
@@ -66,7 +64,12 @@ def job_record(job: Job, result: JobResult, key: dict) -> dict:
     return {
         "multiverse_version": __version__,
         "name": job.name,
+        "dataset": job.dataset,
+        "entry": job.entry,
+        "model": job.base or job.entry,
+        "grid": job.grid,
         "method": job.method,
+        "external": job.external,
         "status": result.status.value,
         "reason": result.reason,
         "image": job.image,
@@ -90,21 +93,46 @@ def job_record(job: Job, result: JobResult, key: dict) -> dict:
     }
 
 
-def stale_reason(record: dict, plan: Plan) -> Optional[str]:
-    """Why an earlier result does not belong to this run's input, or None if it does."""
-    if record.get("input_sha256") != plan.input.sha256:
+def stale_reason(record: dict, data: InputData) -> Optional[str]:
+    """Why an earlier result does not belong to this input, or None if it does."""
+    if record.get("input_sha256") != data.sha256:
         return f"made from another input ({record.get('input', '?')}, checksum {str(record.get('input_sha256'))[:12]}...)"
-    if record.get("cells_sha256") != plan.input.cells_sha256:
+    if record.get("cells_sha256") != data.cells_sha256:
         return "made for other cells than this input's"
     return None
 
 
+def input_record(data: InputData) -> dict:
+    return {
+        "path": str(data.path),
+        "format": data.format,
+        "model_path": str(data.model_path),
+        "sha256": data.sha256,
+        "cells_sha256": data.cells_sha256,
+        "n_cells": data.n_obs,
+        "modalities": {
+            m.name: {"kind": m.kind, "n_features": m.n_vars, "counts": data.counts.get(m.name)}
+            for m in data.modalities.values()
+        },
+    }
+
+
 class Manifest:
-    """``<output>/manifest.json``, rewritten atomically as jobs finish."""
+    """``<output>/manifest.json``, rewritten atomically as jobs finish.
+
+    ``datasets`` describes each input; ``jobs`` holds every result bound to its dataset's
+    current input (this run's and earlier ones'); ``stale`` the results of an earlier input.
+    """
 
     def __init__(self, plan: Plan, backend_info: dict):
         self.path = plan.output_root / MANIFEST_FILE
-        models, stale = self._earlier_results(plan)
+        earlier = self._read()
+        datasets = {
+            name: {"input": input_record(dp.input), "labels": dp.labels} for name, dp in plan.datasets.items()
+        }
+        for name, info in earlier.get("datasets", {}).items():
+            datasets.setdefault(name, info)
+        jobs, stale = self._earlier_results(plan, earlier)
         self.data = {
             "multiverse_version": __version__,
             "run_id": plan.run_id,
@@ -118,49 +146,42 @@ class Manifest:
                 "user": f"{os.getuid()}:{os.getgid()}",
             },
             "backend": backend_info,
-            "input": {
-                "path": str(plan.input.path),
-                "format": plan.input.format,
-                "model_path": str(plan.input.model_path),
-                "sha256": plan.input.sha256,
-                "cells_sha256": plan.input.cells_sha256,
-                "n_cells": plan.input.n_obs,
-                "modalities": {
-                    m.name: {"kind": m.kind, "n_features": m.n_vars, "counts": plan.input.counts.get(m.name)}
-                    for m in plan.input.modalities.values()
-                },
-            },
-            "labels": plan.labels,
             "parallel_jobs": plan.parallel,
-            "models": models,
+            "datasets": datasets,
+            "jobs": jobs,
             "stale": stale,
         }
 
-    @staticmethod
-    def _earlier_results(plan: Plan) -> tuple[dict, dict]:
-        """Results this run does not touch: kept when made from this input, else listed as stale."""
-        path = plan.output_root / MANIFEST_FILE
+    def _read(self) -> dict:
         try:
-            earlier = json.loads(path.read_text())
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) and "jobs" in data else {}
         except (OSError, ValueError):
-            return {}, {}
+            return {}
+
+    @staticmethod
+    def _earlier_results(plan: Plan, earlier: dict) -> tuple[dict, dict]:
+        """Results this run does not touch: kept when made from their dataset's current input, else stale."""
         running = {job.name for job in plan.jobs}
-        models, stale = {}, {}
-        for name, record in {**earlier.get("stale", {}), **earlier.get("models", {})}.items():
+        jobs, stale = {}, {}
+        for name, record in {**earlier.get("stale", {}), **earlier.get("jobs", {})}.items():
             if name in running or not isinstance(record, dict):
                 continue
             provenance = read_provenance(plan.output_root / name)
             if provenance is None:
+                if record.get("status") not in ("ok", "cached"):
+                    jobs[name] = record  # a failure stays on record until rerun
                 continue  # the result is gone
-            reason = stale_reason(provenance, plan)
+            dataset = plan.datasets.get(provenance.get("dataset", ""))
+            reason = stale_reason(provenance, dataset.input) if dataset else None
             if reason:
                 stale[name] = {**provenance, "stale": reason}
             else:
-                models[name] = provenance
-        return models, stale
+                jobs[name] = provenance
+        return jobs, stale
 
     def record(self, name: str, record: dict) -> None:
-        self.data["models"][name] = record
+        self.data["jobs"][name] = record
         self.data["stale"].pop(name, None)
         self._write()
 
@@ -171,3 +192,17 @@ class Manifest:
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         replace_file(self.path, json.dumps(self.data, indent=2, default=str) + "\n")
+
+
+def manifest_view(manifest: dict, dataset: str) -> dict:
+    """One dataset's part of a manifest: its input, labels and results, keyed by ``<entry>/seed-<s>``."""
+    info = manifest["datasets"][dataset]
+    prefix = f"{dataset}/"
+    return {
+        "run_id": manifest.get("run_id"),
+        "dataset": dataset,
+        "input": info["input"],
+        "labels": info.get("labels", {}),
+        "models": {name[len(prefix):]: record for name, record in manifest["jobs"].items() if name.startswith(prefix)},
+        "stale": {name[len(prefix):]: record for name, record in manifest.get("stale", {}).items() if name.startswith(prefix)},
+    }

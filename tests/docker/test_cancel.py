@@ -16,7 +16,7 @@ import yaml
 
 from multiverse.backends.base import LABEL_JOB
 from multiverse.catalog import image_of
-from tests.conftest import FAULTY, REPO
+from tests.conftest import FAULTY, REPO, records, result_dir
 
 pytestmark = pytest.mark.docker
 
@@ -53,7 +53,7 @@ def test_stopping_a_run_kills_its_containers_and_keeps_finished_results(signum, 
         def sleeper_running():
             return engine.client.containers.list(filters={"label": f"{LABEL_JOB}=sleeper", "status": "running"})
 
-        wait_for(lambda: (out / "pca" / "embeddings.h5ad").exists() and sleeper_running(), what="pca done, sleeper running")
+        wait_for(lambda: (result_dir(out, "pca", tiny_h5mu) / "embeddings.h5ad").exists() and sleeper_running(), what="pca done, sleeper running")
         [container] = [c for c in sleeper_running() if str(proc.pid) == c.labels.get("io.multiverse.pid")]
         sent = time.monotonic()
         proc.send_signal(signum)
@@ -66,11 +66,11 @@ def test_stopping_a_run_kills_its_containers_and_keeps_finished_results(signum, 
     assert stopped_in < 15
     assert "stopping every running container" in stderr
     assert not engine.client.containers.list(all=True, filters={"id": container.id})
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["models"]["pca"]["status"] == "ok"
-    assert manifest["models"]["sleeper"]["status"] == "interrupted"
-    assert (out / "pca" / "embeddings.h5ad").is_file()
-    assert not (out / "sleeper").exists()
+    jobs = records(out)
+    assert jobs["pca"]["status"] == "ok"
+    assert jobs["sleeper"]["status"] == "interrupted"
+    assert (result_dir(out, "pca", tiny_h5mu) / "embeddings.h5ad").is_file()
+    assert not result_dir(out, "sleeper", tiny_h5mu).exists()
 
 
 def cli_with_faulty(config, *args, **popen):
@@ -172,4 +172,4 @@ def test_a_container_removed_from_outside_is_an_infrastructure_error_within_seco
     assert result.status.value == "infrastructure error"
     assert "removed from outside" in result.reason
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["finished_at"] and manifest["models"]["orphan"]["status"] == "infrastructure error"
+    assert manifest["finished_at"] and records(tmp_path / "out")["orphan"]["status"] == "infrastructure error"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests import forms
-from tests.conftest import CITE, MULTIOME, real_data, require_images, run_cli
+from tests.conftest import CITE, MULTIOME, input_record, real_data, records, require_images, result_dir, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -42,13 +42,13 @@ def test_a_split_input_is_converted_once_and_every_model_runs_on_it(form, source
     proc, manifest = run(tmp_path, data, {"pca": {}, **COUNT_MODEL})
 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert {m["status"] for m in manifest["models"].values()} == {"ok"}
+    assert {m["status"] for m in manifest["jobs"].values()} == {"ok"}
     paired = forms.read(real_data(source))
-    embedding = anndata.read_h5ad(tmp_path / "out" / "pca" / "embeddings.h5ad")
+    embedding = anndata.read_h5ad(result_dir(tmp_path / "out", "pca", data) / "embeddings.h5ad")
     assert list(embedding.obs_names) == list(paired.obs_names)
-    kinds = {name: m["kind"] for name, m in manifest["input"]["modalities"].items()}
+    kinds = {name: m["kind"] for name, m in input_record(tmp_path / "out")["modalities"].items()}
     assert kinds == {name: name for name in paired.mod}
-    converted = manifest["input"]["model_path"]
+    converted = input_record(tmp_path / "out")["model_path"]
     assert converted.endswith(".h5mu") and ".multiverse/inputs/" in converted
 
     again, _ = run(tmp_path, data, {"pca": {}, **COUNT_MODEL})
@@ -60,7 +60,7 @@ def test_counts_in_raw_reach_a_count_model(images, tmp_path):
     data = forms.counts_in_raw(real_data(MULTIOME), tmp_path / "raw.h5mu")
     proc, manifest = run(tmp_path, data, COUNT_MODEL)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert manifest["input"]["modalities"]["rna"]["counts"] == "raw/X"
+    assert input_record(tmp_path / "out")["modalities"]["rna"]["counts"] == "raw/X"
 
 
 def test_counts_in_a_layer_the_config_names_reach_a_count_model(images, tmp_path):
@@ -68,8 +68,8 @@ def test_counts_in_a_layer_the_config_names_reach_a_count_model(images, tmp_path
 
     unnamed, manifest = run(tmp_path / "a", data, COUNT_MODEL) if (tmp_path / "a").mkdir() is None else None
     assert unnamed.returncode == 1
-    assert manifest["models"]["cobolt"]["status"] == "not applicable"
+    assert records(tmp_path / "a" / "out")["cobolt"]["status"] == "not applicable"
 
     named, manifest = run(tmp_path / "b", data, COUNT_MODEL, counts_layer="umi_counts") if (tmp_path / "b").mkdir() is None else None
     assert named.returncode == 0, named.stdout[-3000:] + named.stderr[-3000:]
-    assert manifest["models"]["cobolt"]["status"] == "ok"
+    assert records(tmp_path / "b" / "out")["cobolt"]["status"] == "ok"

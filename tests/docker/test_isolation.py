@@ -8,6 +8,7 @@ import os
 import pytest
 
 from multiverse import api
+from tests.conftest import result_dir
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +28,7 @@ def test_the_input_is_read_only_and_the_container_has_no_network(faulty_catalog,
     [result] = api.execute(plan)
 
     assert result.status.value == "ok", result.reason
-    probe = json.loads((tmp_path / "out" / "faulty" / "probe.json").read_text())
+    probe = json.loads((result_dir(tmp_path / "out", "faulty", tiny_h5mu) / "probe.json").read_text())
     assert "Read-only file system" in probe["write_input"]
     assert "Read-only file system" in probe["write_root"]
     assert probe["write_tmp"] == "succeeded"

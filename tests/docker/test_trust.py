@@ -16,7 +16,7 @@ import yaml
 from multiverse import api
 from multiverse.catalog import image_of
 from multiverse.runner.results import Status
-from tests.conftest import FAULTY, run_cli
+from tests.conftest import FAULTY, result_dir, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -58,8 +58,8 @@ def test_links_a_container_plants_for_every_file_the_host_touches_are_refused(fa
     assert results["pca"].status is Status.OK
     assert untouched(canary)
     out = tmp_path / "out"
-    assert not (out / "evil").exists()
-    failed = out / ".multiverse" / "failed" / "evil"
+    assert not result_dir(out, "evil", tiny_h5mu).exists()
+    failed = out / ".multiverse" / "failed" / "tiny" / "evil" / "seed-0"
     assert (failed / "container.log").is_file() and not (failed / "container.log").is_symlink()
     assert (failed / "output" / "provenance.json").is_symlink()  # kept as the container left it, never followed
 
@@ -118,22 +118,28 @@ def test_a_failed_render_keeps_the_previous_report(built, tiny_h5mu, tmp_path, m
 
 
 def test_results_of_another_input_are_neither_reported_nor_collected(built, tiny_h5mu, tiny_adt_h5mu, tmp_path):
+    """A second file under the same dataset name (a changed file looks the same) into the same output root."""
+    import shutil
+
     out = tmp_path / "out"
     first = run_cli("run", "--models", "pca", "--input", tiny_h5mu, "--output", out, "--no-report")
     assert first.returncode == 0, first.stdout + first.stderr
+    (tmp_path / "new").mkdir()
+    changed = shutil.copy(tiny_adt_h5mu, tmp_path / "new" / "tiny.h5mu")
 
-    second = run_cli("run", "--models", "control_random", "control_labels", "--input", tiny_adt_h5mu, "--output", out, "--report")
+    second = run_cli("run", "--models", "control_random", "control_labels", "--input", changed, "--output", out, "--report")
     assert second.returncode == 0, second.stdout + second.stderr
 
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["models"]) == {"control_random", "control_labels"}
-    assert "made from another input" in manifest["stale"]["pca"]["stale"]
+    assert set(manifest["jobs"]) == {"tiny/control_random/seed-0", "tiny/control_labels/seed-0"}
+    assert "made from another input" in manifest["stale"]["tiny/pca/seed-0"]["stale"]
     scores = json.loads((out / "report" / "scores.json").read_text())
-    assert set(scores["models"]) == {"control_random", "control_labels"}
-    assert run_cli("collect", out).returncode == 0
+    assert set(scores["datasets"]["tiny"]["models"]) == {"control_random/seed-0", "control_labels/seed-0"}
+    collected = run_cli("collect", out)
+    assert collected.returncode == 0, collected.stderr
     import anndata
 
-    assert set(anndata.read_h5ad(out / "embeddings.h5ad").obsm) == {"X_control_random", "X_control_labels"}
+    assert set(anndata.read_h5ad(out / "tiny" / "embeddings.h5ad").obsm) == {"X_control_random", "X_control_labels"}
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import json
 import pytest
 import yaml
 
-from multiverse.config import load_config
-from multiverse.inputs import inspect_input
-from multiverse.plan import make_plan
+from multiverse.config import datasets_of, load_config
+from multiverse.plan import inspect_datasets, make_plan
 from tests.conftest import run_cli
 
 
@@ -20,7 +19,7 @@ def config_file(tmp_path, data, models, **extra):
 
 
 def test_a_users_own_folder_named_like_a_model_is_never_replaced(tmp_path, tiny_h5mu):
-    mine = tmp_path / "out" / "pca"
+    mine = tmp_path / "out" / "tiny" / "pca" / "seed-0"
     mine.mkdir(parents=True)
     (mine / "analysis.ipynb").write_text("my notebook")
 
@@ -45,11 +44,11 @@ def test_a_users_own_report_folder_is_never_replaced(tmp_path, tiny_h5mu):
 
 def test_every_problem_is_listed_at_once(tmp_path, tiny_h5mu):
     for name in ("pca", "mofa"):
-        (tmp_path / "out" / name).mkdir(parents=True)
+        (tmp_path / "out" / "tiny" / name / "seed-0").mkdir(parents=True)
     proc = run_cli("run", "--config", config_file(tmp_path, tiny_h5mu, {"pca": {}, "mofa": {}}, labels={"batch": "donor"}))
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 2
-    assert "out/pca" in message and "out/mofa" in message and "'donor'" in message
+    assert "tiny/pca/seed-0" in message and "tiny/mofa/seed-0" in message and "'donor'" in message
 
 
 def test_a_label_column_that_is_not_in_the_input_is_refused_naming_the_columns_there_are(tmp_path, tiny_h5mu):
@@ -74,8 +73,8 @@ def test_the_batch_the_user_names_is_the_batch_every_correcting_method_gets(tmp_
     config, entries = load_config(config_file(tmp_path, data, {"multivi": {}, "cobolt": {}, "pca": {},
                                                                "own": {"method": "cobolt", "params": {"batch_key": "batch"}}},
                                               labels={"batch": "sample"}))
-    plan = make_plan(config, entries, inspect_input(data))
-    params = {job.name: job.params for job in plan.jobs}
+    plan = make_plan(config, entries, inspect_datasets(datasets_of(config)))
+    params = {job.entry: job.params for job in plan.jobs}
     assert params["multivi"]["batch_key"] == "sample" and params["cobolt"]["batch_key"] == "sample"
     assert params["own"]["batch_key"] == "batch"  # a model's own setting wins
     assert "batch_key" not in params["pca"]
@@ -90,20 +89,20 @@ def test_a_default_label_column_the_input_lacks_is_said_not_silently_used(tmp_pa
         del mod.obs["batch"]
     data = write(mdata, tmp_path / "nobatch.h5mu")
     config, entries = load_config(config_file(tmp_path, data, {"multivi": {}}))
-    plan = make_plan(config, entries, inspect_input(data))
+    plan = make_plan(config, entries, inspect_datasets(datasets_of(config)))
     assert plan.jobs[0].params["batch_key"] is None
     assert plan.labels["batch"] is None
     assert any("no obs column 'batch'" in note for note in plan.notes)
 
 
 def test_a_folder_multiverse_made_is_replaced_and_a_forged_marker_is_not_enough(tmp_path, tiny_h5mu):
-    out = tmp_path / "out"
-    (out / "pca").mkdir(parents=True)
-    (out / "pca" / "provenance.json").write_text(json.dumps({"multiverse_version": "0.1.0"}))
+    out = tmp_path / "out" / "tiny" / "pca" / "seed-0"
+    out.mkdir(parents=True)
+    (out / "provenance.json").write_text(json.dumps({"multiverse_version": "0.1.0"}))
     config, entries = load_config(config_file(tmp_path, tiny_h5mu, {"pca": {}}))
-    make_plan(config, entries, inspect_input(tiny_h5mu))  # ours: accepted
+    make_plan(config, entries, inspect_datasets(datasets_of(config)))  # ours: accepted
 
-    (out / "pca" / "provenance.json").unlink()
-    (out / "pca" / "provenance.json").symlink_to(tmp_path / "elsewhere.json")
+    (out / "provenance.json").unlink()
+    (out / "provenance.json").symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(Exception, match="not a multiverse result"):
-        make_plan(config, entries, inspect_input(tiny_h5mu))
+        make_plan(config, entries, inspect_datasets(datasets_of(config)))
