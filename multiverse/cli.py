@@ -8,6 +8,7 @@ succeeded, 1 if any failed and 130 if it was interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from multiverse import __version__
 from multiverse.catalog import EXTRA_IMAGES, METHODS, image_of, images_for
@@ -357,6 +359,50 @@ def collect_command(results, output, fmt) -> None:
 
     path = collect(results, output, fmt)
     console.print(f"wrote {path}")
+
+
+@cli.command(name="check-image")
+@click.argument("image")
+@click.option("--params", "params_json", default="{}", show_default=True,
+              help="Parameters to give the method, as a JSON object (the seed is added).")
+@click.option("--timeout", default="10m", show_default=True, help="Limit of each run of the image (600, 10m, 1h).")
+@click.option("--memory", default="4g", show_default=True, help="Memory limit of each run (4g, 512m).")
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True)
+def check_image_command(image, params_json, timeout, memory, backend_name) -> None:
+    """Check that IMAGE follows the method container contract (docs/MODEL_CONTAINERS.md).
+
+    Runs it in the sandbox on a small bundled fixture (three times) and prints
+    each check: it runs with a read-only input and no network, writes the three
+    files, keeps the cells in order, echoes its parameters, gives the same
+    embedding for the same seed, and says "not applicable" (exit 3) rather than
+    crashing on an input without raw counts. Exits 0 when every check passes.
+    """
+    import json
+
+    from multiverse.backends import connect
+    from multiverse.check_image import RESOURCES, check_image
+    from multiverse.config import parse_duration, parse_size
+
+    try:
+        params = json.loads(params_json)
+        if not isinstance(params, dict):
+            raise ValueError("not a JSON object")
+        limits = dataclasses.replace(RESOURCES, timeout_s=parse_duration(timeout), memory_bytes=parse_size(memory))
+    except ValueError as exc:
+        raise ConfigError(f"check-image: {exc}") from None
+    report = check_image(connect(backend_name), image, params, limits, progress=lambda text: console.print(Text(text)))
+    table = Table(title=f"contract checks of {image}", title_justify="left")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        table.add_row(Text(check.name), Text("pass", style="green") if check.passed else Text("FAIL", style="red"),
+                      Text(check.detail))
+    console.print(table)
+    if not report.passed:
+        failed = sum(not c.passed for c in report.checks)
+        err_console.print(Text(f"{image} does not follow the contract: {failed} check(s) failed", style="red"))
+        sys.exit(1)
+    console.print(Text(f"{image} follows the contract", style="green"))
 
 
 def main() -> None:

@@ -141,3 +141,21 @@ def no_leftover_containers(engine):
     for container in leftovers:
         container.remove(force=True)
     assert not names, f"containers left behind: {names}"
+
+
+EXAMPLE_IMAGE = "multiverse-test/example-method:1"
+BROKEN_IMAGE = "multiverse-test/example-method:broken"
+
+
+@pytest.fixture(scope="session")
+def example_images(engine, built) -> tuple[str, str]:
+    """A user's own method image (tests/images/example_method) and a deliberately broken variant."""
+    for tag, broken in ((EXAMPLE_IMAGE, "0"), (BROKEN_IMAGE, "1")):
+        engine.client.images.build(
+            path=str(REPO / "tests" / "images" / "example_method"),
+            tag=tag,
+            buildargs={"BASE_IMAGE": image_of(METHODS["pca"]).tag, "BROKEN": broken},
+            labels={"io.multiverse.image": "example-method-test"},
+            rm=True,
+        )
+    return EXAMPLE_IMAGE, BROKEN_IMAGE
