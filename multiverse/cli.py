@@ -80,7 +80,8 @@ def cli() -> None:
               help="Score the results and write OUTPUT/report/report.html at the end (default: the config's 'report').")
 @click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True,
               help="Where the containers run: the local Docker engine, or Podman's Docker-compatible service.")
-def run(config_path, models, input_path, output_path, jobs, force, report, backend_name) -> None:
+@click.option("--dry-run", is_flag=True, help="Only show the job grid (as 'multiverse plan' does); start nothing.")
+def run(config_path, models, input_path, output_path, jobs, force, report, backend_name, dry_run) -> None:
     """Train the chosen methods on the input, one container each, and check their results.
 
     Each model's result lands in OUTPUT/<model>/ (embeddings.h5ad, metrics.json,
@@ -98,6 +99,9 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
         config_path, models=_split_models(models) or None, input=input_path, output=output_path, jobs=jobs,
         report=report,
     )
+    if dry_run:
+        _show_plan(plan, backend_name, force)
+        return
     report = plan.report
     data = plan.input
     backend = connect(backend_name)
@@ -120,6 +124,66 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
     if failed:
         err_console.print(Text(f"{len(failed)} of {len(results)} job(s) did not succeed: ", style="red") + Text(", ".join(failed)))
         sys.exit(1)
+
+
+def _show_plan(plan, backend_name: str, force: bool = False) -> None:
+    from multiverse.backends import connect
+    from multiverse.console import fmt_seconds
+    from multiverse.errors import EngineUnavailable
+    from multiverse.preview import preview
+
+    try:
+        backend = connect(backend_name, timeout=10)
+    except EngineUnavailable as exc:
+        backend = None
+        err_console.print(Text(f"note: {exc.message} Cached results cannot be told apart.", style="yellow"))
+    rows = preview(plan, backend)
+    if force:
+        for row in rows:
+            row.status = "run" if row.status == "cached" else row.status
+    table = Table(title=f"plan: {len(rows)} job(s) -> {plan.output_root}", title_justify="left")
+    for column in ("job", "method", "status", "expected", "detail"):
+        table.add_column(column, overflow="fold")
+    style = {"cached": "green", "run": "bold", "not applicable": "yellow", "unknown": "yellow"}
+    for row in rows:
+        table.add_row(Text(row.job.name), Text(row.job.method), Text(row.status, style=style[row.status]),
+                      fmt_seconds(row.expected_s) if row.expected_s is not None else "-", Text(row.detail))
+    console.print(table)
+    counts = {status: sum(r.status == status for r in rows) for status in style}
+    to_run = [r for r in rows if r.status in ("run", "unknown")]
+    known = [r.expected_s for r in to_run if r.expected_s is not None]
+    estimate = ""
+    if known:
+        total = sum(known) / max(1, plan.parallel)
+        estimate = f"; about {fmt_seconds(total)} of work at --jobs {plan.parallel}" + (
+            f" for the {len(known)} job(s) with earlier timings" if len(known) < len(to_run) else "")
+    console.print(Text(
+        f"{len(rows)} job(s) on {len(plan.datasets)} dataset(s): {counts['cached']} cached, {counts['run']} to run, "
+        f"{counts['not applicable']} not applicable" + (f", {counts['unknown']} unknown" if counts["unknown"] else "")
+        + estimate))
+
+
+@cli.command(name="plan", cls=_SpaceSeparatedModels)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Runner config (YAML). Default: ./runner_config.yaml if present.")
+@click.option("--models", multiple=True, metavar="NAME...", help="Models to plan (space- or comma-separated).")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), help="Input file. Overrides the config.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path), help="Output folder. Overrides the config.")
+@click.option("--jobs", "-j", type=int, help="Jobs at the same time (for the time estimate).")
+@click.option("--force", is_flag=True, help="Plan as 'run --force' would: nothing is kept.")
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True)
+def plan_command(config_path, models, input_path, output_path, jobs, force, backend_name) -> None:
+    """Show the job grid of a run (datasets x models x grid points x seeds) and start nothing.
+
+    Checks the whole config and every input as 'run' does (exit 2 on any problem),
+    then lists every job: cached (an earlier valid result with the same key),
+    to run (with the time earlier results took), or not applicable.
+    """
+    from multiverse import api
+
+    plan = api.prepare(config_path, models=_split_models(models) or None, input=input_path,
+                       output=output_path, jobs=jobs)
+    _show_plan(plan, backend_name, force)
 
 
 class _cancel_on_signals:

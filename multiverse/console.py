@@ -26,7 +26,7 @@ STATUS_STYLE = {
 }
 
 
-def _fmt_seconds(seconds: float | None) -> str:
+def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(round(seconds)), 60)
@@ -88,7 +88,7 @@ class LiveReporter:
         for job in self.jobs:
             name = job.name
             elapsed = self.elapsed.get(name, now - self.started_at[name] if name in self.started_at else None)
-            table.add_row(Text(name), self.state[name], _fmt_seconds(elapsed), Text(self.last[name]))
+            table.add_row(Text(name), self.state[name], fmt_seconds(elapsed), Text(self.last[name]))
         return table
 
     def note(self, text: str) -> None:
@@ -137,7 +137,7 @@ def print_summary(console: Console, results: list[JobResult]) -> None:
         table.add_row(
             Text(result.name),
             Text(result.status.value, style=STATUS_STYLE.get(result.status, "red")),
-            _fmt_seconds(runtime),
+            fmt_seconds(runtime),
             f"{peak:.0f} MiB" if isinstance(peak, (int, float)) else "-",
             Text(where),
         )

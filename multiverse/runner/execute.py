@@ -47,6 +47,18 @@ def _unexpected(exc: BaseException) -> str:
     return f"unexpected error in multiverse: {type(exc).__name__}: {exc} (please report it with the log)"
 
 
+def cached_result(job: Job, key: dict) -> tuple[dict, dict] | None:
+    """(provenance, metrics) of the earlier result this job would keep, or None if it must run."""
+    previous = read_provenance(job.output_dir)
+    if not previous or previous.get("key") != normalised(key):
+        return None
+    try:
+        check_tree(job.output_dir)
+        return previous, validate_output(job.output_dir, job.input.obs_names, job.params)
+    except (InvalidOutput, UnsafeTree, OSError):
+        return None
+
+
 class Execution:
     """One run of a plan on a backend."""
 
@@ -117,14 +129,10 @@ class Execution:
 
     def _reuse(self, job: Job, key: dict, result: JobResult) -> bool:
         """Keep an earlier result whose key matches and whose files still validate."""
-        previous = read_provenance(job.output_dir)
-        if not previous or previous.get("key") != normalised(key):
+        found = cached_result(job, key)
+        if found is None:
             return False
-        try:
-            check_tree(job.output_dir)
-            result.metrics = validate_output(job.output_dir, job.input.obs_names, job.params)
-        except (InvalidOutput, UnsafeTree, OSError):
-            return False
+        previous, result.metrics = found
         result.status, result.output_dir = Status.CACHED, job.output_dir
         result.reason = f"kept the result of run {previous.get('run_id', '?')} (same image, input and parameters)"
         result.started_at, result.finished_at = previous.get("started_at"), previous.get("finished_at")
