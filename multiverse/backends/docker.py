@@ -127,6 +127,30 @@ class DockerBackend:
         except Exception:  # noqa: BLE001 - offline machines are the normal case here
             return False
 
+    def save_image(self, tag: str, path: Path) -> None:
+        """Write ``tag`` as a ``docker save`` archive (layers, config, its tag) to ``path``."""
+        try:
+            with open(path, "wb") as handle:
+                for chunk in self._image(tag).save(named=tag):
+                    handle.write(chunk)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"cannot save image {tag} from {self.name}: {_reason(exc)}") from None
+
+    def load_image(self, path: Path) -> list[str]:
+        """Load a ``docker save`` archive into this engine; returns the ids of the images it held."""
+        try:
+            with open(path, "rb") as handle:
+                return [image.id for image in self.client.images.load(handle)]
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"{self.name} cannot load the image archive {path}: {_reason(exc)}") from None
+
+    def tag_image(self, image_id: str, tag: str) -> None:
+        repository, _, version = tag.rpartition(":")
+        try:
+            self.client.images.get(image_id).tag(repository, version)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"cannot tag image {image_id[:19]} as {tag} on {self.name}: {_reason(exc)}") from None
+
     def prune_dangling(self, label: str) -> None:
         """Remove untagged images carrying ``label`` (our own build leftovers), never anybody else's."""
         try:
