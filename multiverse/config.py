@@ -115,6 +115,24 @@ class Labels(_Strict):
         return {role: getattr(self, role) for role in self.model_fields_set if getattr(self, role)}
 
 
+class SlurmSettings(_Strict):
+    """``backend: slurm``: each model becomes one Slurm job (docs/CLUSTER.md)."""
+
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    #: More sbatch options, as on its command line (e.g. ["--qos=short"]); they override multiverse's.
+    options: list[str] = Field(default_factory=list)
+    #: The container engine on the nodes, and its API address there (default: its usual socket).
+    engine: Literal["docker", "podman"] = "docker"
+    engine_url: Optional[str] = None
+    #: Image archives on shared storage (multiverse images save DIR): nodes lacking an image load it.
+    images: Optional[Path] = None
+    #: The Python that has multiverse installed, as the nodes see it (default: the one running multiverse).
+    python: Optional[str] = None
+    #: Seconds between two looks at the queue (one squeue call for all jobs).
+    poll: float = Field(2.0, gt=0)
+
+
 class RunnerConfig(_Strict):
     input: Optional[Path] = None
     output: Path = Path("results")
@@ -129,6 +147,9 @@ class RunnerConfig(_Strict):
     counts_layer: Union[str, dict[str, str], None] = None
     #: Evaluate the results and write <output>/report/report.html at the end of a run.
     report: bool = False
+    #: Where the containers run: this machine's Docker or Podman, or Slurm jobs (the ``slurm:`` section).
+    backend: Literal["docker", "podman", "slurm"] = "docker"
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
 
 class Entry(BaseModel):
@@ -184,6 +205,8 @@ def read_config_file(path: Path) -> RunnerConfig:
         config.input = base / config.input
     if not config.output.is_absolute():
         config.output = base / config.output
+    if config.slurm.images is not None and not config.slurm.images.is_absolute():
+        config.slurm.images = base / config.slurm.images
     return config
 
 

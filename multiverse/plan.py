@@ -67,6 +67,9 @@ class Plan:
     report: bool = False
     #: What the plan decided on the user's behalf (e.g. a default label column the input lacks).
     notes: tuple[str, ...] = ()
+    #: The config's backend and its ``slurm:`` section (the CLI's --backend overrides the first).
+    backend: str = "docker"
+    slurm: object = None
 
     @property
     def work_dir(self) -> Path:
@@ -181,4 +184,6 @@ def make_plan(config: RunnerConfig, entries: list[Entry], data: InputData) -> Pl
         labels=labels,
         report=config.report,
         notes=tuple(notes),
+        backend=config.backend,
+        slurm=config.slurm,
     )

@@ -238,6 +238,12 @@ class DockerBackend:
                 pass
         return removed
 
+    def in_use(self) -> set[Path]:
+        return set()  # a local container never outlives its run: the watchdog removes it
+
+    def adopts(self, spec: ContainerSpec) -> bool:
+        return False
+
     def containers_of(self, run_id: str) -> list:
         return self.client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_RUN}={run_id}"]})
 
