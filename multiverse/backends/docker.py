@@ -329,6 +329,7 @@ class _Watch:
         next_memory = start
         while not self.exited.wait(timeout=_POLL_S):
             now = time.monotonic()
+            self.peak.read_oom()
             if now >= next_memory:
                 self.peak.read()
                 next_memory = now + _MEMORY_POLL_S
@@ -345,7 +346,9 @@ class _Watch:
         reader.join(timeout=2.0)
         state = self._state()
         outcome.exit_code = state.get("ExitCode")
-        outcome.oom_killed = bool(state.get("OOMKilled"))
+        # Podman 4.x never sets OOMKilled (its conmon's OOM file is not read back); the cgroup's own
+        # OOM-kill counter, read while the container ran, tells for both engines.
+        outcome.oom_killed = bool(state.get("OOMKilled")) or self.peak.oom_kills > 0
         outcome.peak_memory_bytes = self.peak.value
         try:
             outcome.full_log = self.container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
@@ -382,19 +385,23 @@ class _Watch:
 
 
 class _MemoryPeak:
-    """The container's memory peak as its cgroup counts it, read while it runs.
+    """The container's memory peak and OOM kills as its cgroup counts them, read while it runs.
 
     The cgroup disappears with the container, so the peak is read every second
     while it runs (it only grows): from the host's cgroup file system when the
     engine is local (cgroup v2 ``memory.peak``, v1 ``memory.max_usage_in_bytes``),
     else from the engine's stats (``max_usage``, v1 only). None when neither says.
+    The OOM-kill counter (v2 ``memory.events``, v1 ``memory.oom_control``) is read
+    at every poll: the cgroup outlives the killed process by a second or more.
     """
 
     def __init__(self, backend: DockerBackend, container):
         self.backend = backend
         self.container = container
         self.value: Optional[int] = None
+        self.oom_kills = 0
         self._path: Optional[Path] = None
+        self._oom_path: Optional[Path] = None
         self._resolved = False
 
     def _find_path(self) -> Optional[Path]:
@@ -416,9 +423,27 @@ class _MemoryPeak:
                 return candidate
         return None
 
-    def read(self) -> None:
+    def _resolve(self) -> None:
         if not self._resolved:
             self._path, self._resolved = self._find_path(), True
+            if self._path is not None:
+                oom = self._path.parent / ("memory.events" if self._path.name == "memory.peak" else "memory.oom_control")
+                self._oom_path = oom if oom.is_file() else None
+
+    def read_oom(self) -> None:
+        self._resolve()
+        if self._oom_path is None:
+            return
+        try:
+            words = self._oom_path.read_text().split()
+        except OSError:
+            return  # the cgroup is gone: the last count read stands
+        for name, value in zip(words, words[1:]):
+            if name == "oom_kill" and value.isdigit():
+                self.oom_kills = max(self.oom_kills, int(value))
+
+    def read(self) -> None:
+        self._resolve()
         value = None
         if self._path is not None:
             try:
