@@ -44,6 +44,10 @@ ENGINE_HELP = (
     "run 'make engine' (scripts/ensure-docker-engine.sh) as root."
 )
 _POLL_S = 0.2
+#: How long a killed (or ended) container may take to show as exited.
+_STOP_GRACE_S = 30.0
+#: The engine's wait call is made in slices of this many seconds (an HTTP read timeout each).
+_WAIT_SLICE_S = 30
 #: How often the container's cgroup memory peak is read while it runs.
 _MEMORY_POLL_S = 1.0
 #: Output folder of every container, as the contract names it.
@@ -296,10 +300,14 @@ class _Watch:
         try:
             while True:
                 try:
-                    self.container.wait(timeout=30)
+                    self.container.wait(timeout=_WAIT_SLICE_S)
                     return
-                except requests.exceptions.ReadTimeout:
-                    continue
+                except requests.exceptions.RequestException as exc:
+                    # Over a unix socket (Docker's and Podman's) the read timeout surfaces as
+                    # ConnectionError("... Read timed out."), not as ReadTimeout.
+                    if isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower():
+                        continue
+                    raise
         except BaseException as exc:  # noqa: BLE001 - any end of the wait is news for the main loop
             self.wait_error.append(exc)
         finally:
@@ -376,8 +384,8 @@ class _Watch:
         except (docker.errors.APIError, requests.exceptions.RequestException):
             pass  # it exited (or vanished) meanwhile: _state says which
 
-    def _wait_stopped(self, grace_s: float = 30.0) -> None:
-        end = time.monotonic() + grace_s
+    def _wait_stopped(self) -> None:
+        end = time.monotonic() + _STOP_GRACE_S
         while time.monotonic() < end:
             if self._state().get("Status") in ("exited", "dead"):
                 return
