@@ -65,6 +65,11 @@ def jobs_under(folder) -> dict[str, str]:
             if workdir.startswith(str(folder))}
 
 
+def said(proc, model: str, status: str) -> bool:
+    """The run's progress lines say ``model | status`` (names are padded to the longest)."""
+    return re.search(rf"^{model} +\| {status}\b", proc.stdout, re.MULTILINE) is not None
+
+
 def containers_of(engine, run_id: str) -> list:
     return engine.client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
 
@@ -88,12 +93,12 @@ def test_pca_through_slurm_and_results_are_kept_across_backends(slurm, engine, b
 
     local = run_cli("run", "--config", config, "--backend", "docker", "--no-report")
     assert local.returncode == 0, local.stdout + local.stderr
-    assert "pca | cached" in local.stdout  # made by Slurm, kept by the local run
-    assert "control_random | ok" in local.stdout
+    assert said(local, "pca", "cached")  # made by Slurm, kept by the local run
+    assert said(local, "control_random", "ok")
 
     again = run_cli("run", "--config", config, "--no-report")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "pca | cached" in again.stdout and "control_random | cached" in again.stdout  # made locally, kept by Slurm
+    assert said(again, "pca", "cached") and said(again, "control_random", "cached")  # made locally, kept by Slurm
     assert len(jobs_under(out)) == 1, "nothing was submitted for results that were kept"
 
 
