@@ -10,6 +10,10 @@
    each, so the one-node cluster's CPUs decide how many run at once), beside
    the same ten on the local engine.
 
+3. With ``--submitit`` (``pip install submitit==1.5.3 'setuptools<81'`` first,
+   it imports pkg_resources; not a dependency of multiverse): what submitit reports of a 1-second job and of a cancelled one on
+   this cluster, the measurement behind using plain sbatch/squeue (docs/CLUSTER.md).
+
 Times are of ``api.execute`` (planning and the input scan excluded), with the
 queue polled every ``--poll`` seconds. Needs the pca image, Docker and a Slurm
 cluster whose nodes see this machine's /tmp (scripts/ensure-slurm.sh).
@@ -49,11 +53,43 @@ def timed(folder: Path, data: Path, backend: str, models: dict, jobs: int, poll:
     return elapsed
 
 
+def _sleep_and_double(x: int) -> int:
+    time.sleep(1)
+    return 2 * x
+
+
+def submitit_states(folder: Path) -> None:
+    """The states submitit sees of a finished and of a cancelled job, and when it calls them done."""
+    import logging
+
+    import submitit
+
+    logging.getLogger("submitit").setLevel(logging.ERROR)  # it warns at every failed sacct call
+    executor = submitit.SlurmExecutor(folder=folder / "submitit")
+    executor.update_parameters(time=2, cpus_per_task=1, mem="1G")
+    start = time.perf_counter()
+    job = executor.submit(_sleep_and_double, 21)
+    seen = set()
+    while not job.done() and time.perf_counter() - start < 60:
+        seen.add(job.state)
+        time.sleep(0.2)
+    print(f"submitit, a 1 s job: done() is {job.done()} after {time.perf_counter() - start:.2f} s, "
+          f"states seen while it ran: {', '.join(sorted(seen)) or 'none'}")
+    job = executor.submit(_sleep_and_double, 1)
+    time.sleep(0.5)
+    job.cancel()
+    start = time.perf_counter()
+    while not job.done() and time.perf_counter() - start < 20:
+        time.sleep(0.5)
+    print(f"submitit, a cancelled job: done() is {job.done()} after {time.perf_counter() - start:.0f} s, state {job.state}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--poll", type=float, default=2.0, help="slurm.poll: seconds between two looks at the queue")
     parser.add_argument("--concurrent", type=int, default=10)
+    parser.add_argument("--submitit", action="store_true", help="also measure what submitit reports here")
     args = parser.parse_args()
     from multiverse.synthetic import write_synthetic
 
@@ -76,6 +112,8 @@ def main() -> None:
                  for backend in ("slurm", "docker")}
         print(f"{args.concurrent} concurrent control jobs (--jobs {args.concurrent}, 1 CPU and 1 GiB each)")
         print(f"  through Slurm: {walls['slurm']:.1f} s wall; on the local engine: {walls['docker']:.1f} s wall")
+        if args.submitit:
+            submitit_states(tmp)
 
 
 if __name__ == "__main__":

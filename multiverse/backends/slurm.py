@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Optional
 
 from multiverse.backends.base import LOG_TAIL_LINES, ContainerOutcome, ContainerSpec, LineCallback, Mount, Resources
-from multiverse.errors import ConfigError, EngineUnavailable, ImageMissing, InfrastructureError
+from multiverse.errors import ConfigError, EngineUnavailable, ImageMissing, InfrastructureError, MultiverseError
 
 SPEC_FILE = "spec.json"
 SCRIPT_FILE = "job.sh"
@@ -46,9 +46,14 @@ RECORD_FILE = "slurm.json"
 #: Prefix of the lines the node-side process itself writes into job.log.
 NODE_PREFIX = "multiverse-node:"
 
+#: Our own word for "squeue did not answer this time": a busy slurmctld is not the end of a job.
+UNANSWERED = "UNANSWERED"
 #: Slurm states of a job that has not ended yet (squeue's long names).
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
-          "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+          "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT",
+          UNANSWERED}
+#: How long squeue may fail in a row before the run gives up on the cluster.
+QUEUE_PATIENCE_S = 300.0
 #: Ended without a container outcome because the machine, not the method, failed.
 LOST = {"NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED"}
 
@@ -229,6 +234,7 @@ class _Queue:
         self.followed: set[str] = set()
         self.states: dict[str, str] = {}
         self.at = float("-inf")
+        self.answered_at = time.monotonic()
 
     def follow(self, job_id: str) -> None:
         with self.lock:
@@ -243,7 +249,13 @@ class _Queue:
         """``STATE`` or ``STATE (reason)``; None when Slurm no longer knows the job."""
         with self.lock:
             if fresh or time.monotonic() - self.at >= self.poll_s:
-                self.states = query_states(sorted(self.followed | {job_id}))
+                try:
+                    self.states = query_states(sorted(self.followed | {job_id}))
+                    self.answered_at = time.monotonic()
+                except InfrastructureError:
+                    if time.monotonic() - self.answered_at > QUEUE_PATIENCE_S:
+                        raise
+                    self.states = {job: UNANSWERED for job in self.followed | {job_id}}
                 self.at = time.monotonic()
             return self.states.get(job_id)
 
@@ -253,6 +265,8 @@ def query_states(job_ids: list[str]) -> dict[str, str]:
     if not job_ids:
         return {}
     proc = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%r"])
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # that one: none of them is known any more
+        raise InfrastructureError(f"squeue failed: {_first_line(proc.stderr)}")
     states = {}
     for line in proc.stdout.splitlines():
         parts = line.strip().split("|")
@@ -408,6 +422,11 @@ class SlurmBackend:
             on_line(f"slurm: submitted job {record['job_id']}")
         try:
             return self._follow(folder, record, cancel, on_line)
+        except BaseException:
+            # Nobody will follow this job any more: it must not run on unseen.
+            with contextlib.suppress(MultiverseError, OSError):
+                _run(["scancel", str(record["job_id"])])
+            raise
         finally:
             self.queue.forget(str(record["job_id"]))
             shutil.rmtree(folder, ignore_errors=True)
