@@ -60,7 +60,8 @@ if ! answers; then
   mkdir -p "$(dirname "$SOCKET")" /var/log
   rm -f "$SOCKET"
   # --time=0: the service never exits for being idle.
-  setsid nohup podman system service --time=0 "$URL" >/var/log/podman-service.log 2>&1 </dev/null &
+  # From / : conmon writes files (e.g. "oom") into the service's working directory.
+  (cd / && exec setsid nohup podman system service --time=0 "$URL" >/var/log/podman-service.log 2>&1 </dev/null) &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 50); do answers && break; sleep 0.2; done
   answers || { log "podman system service did not answer; see /var/log/podman-service.log"; exit 1; }

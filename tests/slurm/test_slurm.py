@@ -226,3 +226,21 @@ def test_every_method_and_control_through_slurm_gives_the_embedding_of_a_local_r
         through_slurm = ad.read_h5ad(runs["slurm"] / model / "embeddings.h5ad").obsm["X_emb"]
         local = ad.read_h5ad(runs["docker"] / model / "embeddings.h5ad").obsm["X_emb"]
         np.testing.assert_array_equal(through_slurm, local, err_msg=f"{model}: Slurm and local runs differ")
+
+
+@pytest.mark.podman
+def test_a_node_without_the_image_loads_it_from_the_archive_and_runs_it_on_podman(
+    slurm, podman, image_archive, tiny_h5mu, tmp_path
+):
+    from multiverse.catalog import METHODS, image_of
+
+    image_id = podman.resolve_image(image_of(METHODS["pca"]).tag)
+    podman.client.images.remove(image_id, force=True)  # this "node" lacks the image
+    assert not podman.has_image(image_id)
+    plan = api.prepare(write_config(tmp_path, tiny_h5mu, {"pca": {}}, engine="podman", images=str(image_archive)))
+
+    [result] = api.execute(plan, backend_of(plan))
+
+    assert result.status is Status.OK, result.reason
+    assert podman.has_image(image_id), "the node should have loaded the archived image"
+    assert result.image_id == image_id
