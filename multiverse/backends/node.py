@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from multiverse.backends.slurm import NODE_PREFIX, OUTCOME_FILE, SPEC_FILE, _read_json, _write_json, spec_from_json
+from multiverse.backends.slurm import NODE_PREFIX, OUTCOME_FILE, SPEC_FILE, read_json, spec_from_json, write_json
 from multiverse.errors import MultiverseError
 
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
 
-    doc = _read_json(folder / SPEC_FILE)
+    doc = read_json(folder / SPEC_FILE)
     if doc is None:
         say(f"cannot read {folder / SPEC_FILE}")
         return 2
@@ -76,15 +76,15 @@ def main(argv=None) -> int:
         say(f"{spec.name} on {socket.gethostname()} ({backend.name})")
         ensure_image(backend, spec.image, doc.get("images"))
         if cancel.is_set():
-            _write_json(folder / OUTCOME_FILE, {"cancelled": True})
+            write_json(folder / OUTCOME_FILE, {"cancelled": True})
             return 0
         with backend.guard(spec.run_id):
             outcome = backend.run(spec, cancel, lambda line: print(line, flush=True))
     except MultiverseError as exc:
         say(exc.message)
-        _write_json(folder / OUTCOME_FILE, {"error": f"on node {socket.gethostname()}: {exc.message}"})
+        write_json(folder / OUTCOME_FILE, {"error": f"on node {socket.gethostname()}: {exc.message}"})
         return 3
-    _write_json(folder / OUTCOME_FILE, {
+    write_json(folder / OUTCOME_FILE, {
         "exit_code": outcome.exit_code,
         "oom_killed": outcome.oom_killed,
         "timed_out": outcome.timed_out,

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -132,13 +132,13 @@ def spec_digest(spec: ContainerSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> Optional[dict]:
+def read_json(path: Path) -> Optional[dict]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -386,7 +386,7 @@ class SlurmBackend:
         return self.work / spec.name
 
     def _record(self, folder: Path) -> Optional[dict]:
-        return _read_json(folder / RECORD_FILE)
+        return read_json(folder / RECORD_FILE)
 
     def adopts(self, spec: ContainerSpec) -> bool:
         """Whether :meth:`run` would follow an already submitted job for this very spec instead of submitting."""
@@ -442,7 +442,7 @@ class SlurmBackend:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        _write_json(folder / SPEC_FILE, {
+        write_json(folder / SPEC_FILE, {
             "spec": spec_to_json(spec),
             "engine": self.options.engine,
             "engine_url": self.options.engine_url,
@@ -462,7 +462,7 @@ class SlurmBackend:
             "staging": [str(Path(p).parent) for p in spec.writable],
             "submitted_at": time.time(),
         }
-        _write_json(folder / RECORD_FILE, record)
+        write_json(folder / RECORD_FILE, record)
         return record
 
     def _follow(self, folder: Path, record: dict, cancel: threading.Event, on_line: LineCallback) -> ContainerOutcome:
@@ -500,7 +500,7 @@ class SlurmBackend:
         path = folder / OUTCOME_FILE
         end = time.monotonic() + (SETTLE_S if state.startswith("COMPLETED") or state.startswith("FAILED") else 2.0)
         while True:
-            node = _read_json(path)
+            node = read_json(path)
             if node is not None or time.monotonic() >= end:
                 return node
             time.sleep(0.2)
