@@ -78,8 +78,10 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Rerun models even when a valid result with the same key exists.")
 @click.option("--report/--no-report", "report", default=None,
               help="Score the results and write OUTPUT/report/report.html at the end (default: the config's 'report').")
-@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True,
-              help="Where the containers run: the local Docker engine, or Podman's Docker-compatible service.")
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman", "slurm"]), default=None,
+              help="Where the containers run: the local Docker engine, Podman's Docker-compatible service, or one "
+                   "Slurm job per model (the config's 'slurm:' section; docs/CLUSTER.md). Default: the config's "
+                   "'backend', else docker.")
 @click.option("--dry-run", is_flag=True, help="Only show the job grid (as 'multiverse plan' does); start nothing.")
 def run(config_path, models, input_path, output_path, jobs, force, report, backend_name, dry_run) -> None:
     """Train the chosen methods on the input, one container each, and check their results.
@@ -92,7 +94,6 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
     OUTPUT/manifest.json records what ran. Flags override runner_config.yaml.
     """
     from multiverse import api
-    from multiverse.backends import connect
     from multiverse.console import print_summary, reporter_for
 
     plan = api.prepare(
@@ -103,14 +104,18 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
         _show_plan(plan, backend_name, force)
         return
     report = plan.report
-    data = plan.input
-    backend = connect(backend_name)
-    console.print(
-        f"[bold]multiverse {__version__}[/] run {plan.run_id}: {len(plan.jobs)} model(s) on "
-        f"{data.path.name} ({data.describe()}) -> {plan.output_root}"
-    )
+    backend = _connect_backend(backend_name or plan.backend, plan)
+    if len(plan.datasets) == 1:
+        data = plan.input
+        on = f"{data.path.name} ({data.describe()})"
+    else:
+        on = f"{len(plan.datasets)} datasets ({', '.join(plan.datasets)})"
+    console.print(Text.assemble(
+        (f"multiverse {__version__}", "bold"),
+        f" run {plan.run_id}: {len(plan.jobs)} job(s) on {on} -> {plan.output_root} ({backend.name})",
+    ))
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(Text.assemble(("note: ", "yellow"), note))
     cancel = threading.Event()
     with _cancel_on_signals(cancel), reporter_for(console, plan) as reporter:
         results = api.execute(plan, backend, reporter, cancel, force=force)
@@ -126,14 +131,35 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
         sys.exit(1)
 
 
-def _show_plan(plan, backend_name: str, force: bool = False) -> None:
+def _connect_backend(name: str, plan):
     from multiverse.backends import connect
+
+    if name != "slurm":
+        return connect(name)
+    from multiverse.backends.slurm import SlurmOptions
+
+    settings = plan.slurm
+    options = SlurmOptions(
+        partition=settings.partition,
+        account=settings.account,
+        options=tuple(settings.options),
+        engine=settings.engine,
+        engine_url=settings.engine_url,
+        images=settings.images,
+        python=settings.python,
+        poll_s=settings.poll,
+    )
+    # The jobs' files live under the output root, which the nodes must see (shared storage).
+    return connect("slurm", slurm=options, work_dir=plan.work_dir / "slurm")
+
+
+def _show_plan(plan, backend_name, force: bool = False) -> None:
     from multiverse.console import fmt_seconds
     from multiverse.errors import EngineUnavailable
     from multiverse.preview import preview
 
     try:
-        backend = connect(backend_name, timeout=10)
+        backend = _connect_backend(backend_name or plan.backend, plan)
     except EngineUnavailable as exc:
         backend = None
         err_console.print(Text(f"note: {exc.message} Cached results cannot be told apart.", style="yellow"))
@@ -171,7 +197,8 @@ def _show_plan(plan, backend_name: str, force: bool = False) -> None:
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="Output folder. Overrides the config.")
 @click.option("--jobs", "-j", type=int, help="Jobs at the same time (for the time estimate).")
 @click.option("--force", is_flag=True, help="Plan as 'run --force' would: nothing is kept.")
-@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True)
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman", "slurm"]), default=None,
+              help="The backend whose images decide what is cached (default: the config's 'backend', else docker).")
 def plan_command(config_path, models, input_path, output_path, jobs, force, backend_name) -> None:
     """Show the job grid of a run (datasets x models x grid points x seeds) and start nothing.
 
@@ -246,6 +273,51 @@ def build(models, base_image, no_cache) -> None:
     for item in built:
         table.add_row(item.spec.tag, f"{item.size / 1e6:.0f} MB", f"{item.seconds:.1f} s")
     console.print(table)
+
+
+@cli.group(name="images")
+def images_group() -> None:
+    """Move built images without a registry: archives on shared storage, loaded into
+    Docker or Podman (this machine's, or a cluster node's; see docs/CLUSTER.md)."""
+
+
+def _image_tags(names) -> list[str]:
+    from multiverse.catalog import IMAGES
+
+    names = _split_models(names) or [*METHODS, *EXTRA_IMAGES]
+    unknown = [n for n in names if n not in METHODS and n not in EXTRA_IMAGES and n not in IMAGES]
+    if unknown:
+        raise ConfigError(f"unknown model(s) or image(s): {', '.join(unknown)} (known: {', '.join([*METHODS, *EXTRA_IMAGES])})")
+    tags = [image_of(METHODS[n]).tag if n in METHODS else IMAGES[n].tag for n in names]
+    return list(dict.fromkeys(tags))  # controls share the PCA image
+
+
+@images_group.command(name="save")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("names", nargs=-1)
+def images_save(folder, names) -> None:
+    """Archive the images of NAMES (default: every method and the metrics image) from this
+    machine's Docker engine into FOLDER (one .tar each and index.json). An archive of the
+    same image id is kept; nothing is compressed."""
+    from multiverse.backends import connect
+    from multiverse.images.archive import save_images
+
+    save_images(connect("docker"), _image_tags(names), folder, log=console.print)
+
+
+@images_group.command(name="load")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("names", nargs=-1)
+@click.option("--backend", "backend_name", type=click.Choice(["docker", "podman"]), default="docker", show_default=True,
+              help="The engine to load into.")
+def images_load(folder, names, backend_name) -> None:
+    """Load the archived images of NAMES (default: all in FOLDER) that the engine lacks.
+    The image ids stay the same, so results made on one engine are reused on the other."""
+    from multiverse.backends import connect
+    from multiverse.images.archive import load_images
+
+    tags = _image_tags(names) if names else None
+    load_images(connect(backend_name), folder, tags, log=console.print)
 
 
 @cli.command(name="models")

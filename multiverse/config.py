@@ -154,6 +154,24 @@ class EvaluationSettings(Limits):
     seed: int = Field(0, ge=0)
 
 
+class SlurmSettings(_Strict):
+    """``backend: slurm``: each model becomes one Slurm job (docs/CLUSTER.md)."""
+
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    #: More sbatch options, as on its command line (e.g. ["--qos=short"]); they override multiverse's.
+    options: list[str] = Field(default_factory=list)
+    #: The container engine on the nodes, and its API address there (default: its usual socket).
+    engine: Literal["docker", "podman"] = "docker"
+    engine_url: Optional[str] = None
+    #: Image archives on shared storage (multiverse images save DIR): nodes lacking an image load it.
+    images: Optional[Path] = None
+    #: The Python that has multiverse installed, as the nodes see it (default: the one running multiverse).
+    python: Optional[str] = None
+    #: Seconds between two looks at the queue (one squeue call for all jobs).
+    poll: float = Field(2.0, gt=0)
+
+
 class RunnerConfig(_Strict):
     #: One input file; or several under ``datasets:`` (a campaign).
     input: Optional[Path] = None
@@ -174,6 +192,9 @@ class RunnerConfig(_Strict):
     #: Evaluate the results and write <output>/report/report.html at the end of a run.
     report: bool = False
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    #: Where the containers run: this machine's Docker or Podman, or Slurm jobs (the ``slurm:`` section).
+    backend: Literal["docker", "podman", "slurm"] = "docker"
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
     @field_validator("seeds")
     @classmethod
@@ -284,6 +305,8 @@ def read_config_file(path: Path) -> RunnerConfig:
                 dataset.path = base / dataset.path
         elif not Path(dataset).is_absolute():
             config.datasets[name] = base / dataset
+    if config.slurm.images is not None and not config.slurm.images.is_absolute():
+        config.slurm.images = base / config.slurm.images
     return config
 
 

@@ -96,6 +96,9 @@ class Plan:
     report: bool = False
     #: What the plan decided on the user's behalf (e.g. a default label column an input lacks).
     notes: tuple[str, ...] = ()
+    #: The config's backend and its ``slurm:`` section (the CLI's --backend overrides the first).
+    backend: str = "docker"
+    slurm: object = None
 
     @property
     def work_dir(self) -> Path:
@@ -220,6 +223,8 @@ def make_plan(config: RunnerConfig, entries: list[Entry], inputs: list[tuple[Dat
         parallel=max(1, min(config.jobs, len([j for j in jobs if not j.not_applicable]) or 1)),
         report=config.report,
         notes=tuple(notes),
+        backend=config.backend,
+        slurm=config.slurm,
     )
 
 

@@ -131,11 +131,14 @@ def faulty_catalog(engine, built) -> dict[str, Method]:
 
 
 @pytest.fixture
-def no_leftover_containers(engine):
-    """After the test, no container this test process started may be left, running or not."""
+def no_leftover_containers(request, engine):
+    """After the test, no container this test process started may be left, running or not
+    (on the engine of a ``sandbox`` test, else Docker)."""
     yield
     from multiverse.backends.base import LABEL_PID
 
+    if "sandbox" in request.fixturenames:
+        engine = request.getfixturevalue("sandbox")
     leftovers = engine.client.containers.list(all=True, filters={"label": f"{LABEL_PID}={os.getpid()}"})
     names = [c.name for c in leftovers]
     for container in leftovers:
@@ -159,3 +162,35 @@ def example_images(engine, built) -> tuple[str, str]:
             rm=True,
         )
     return EXAMPLE_IMAGE, BROKEN_IMAGE
+
+
+@pytest.fixture(scope="session")
+def image_archive(engine, faulty_catalog, tmp_path_factory) -> Path:
+    """The PCA and faulty images as archives (``multiverse images save``), as on a cluster's shared storage."""
+    from multiverse.images.archive import save_images
+
+    folder = tmp_path_factory.mktemp("images")
+    save_images(engine, [image_of(METHODS["pca"]).tag, image_of(FAULTY).tag], folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def podman(image_archive):
+    """Podman's Docker-compatible service, with the PCA and faulty images loaded from the archive."""
+    from multiverse.backends import connect
+    from multiverse.errors import EngineUnavailable
+    from multiverse.images.archive import load_images
+
+    try:
+        backend = connect("podman")
+    except EngineUnavailable as exc:
+        pytest.fail(f"these tests need Podman's service: run scripts/ensure-podman.sh as root ({exc.message})")
+    load_images(backend, image_archive)
+    return backend
+
+
+@pytest.fixture
+def sandbox(request):
+    """The engine a sandbox test runs on: a test parametrised with "docker" or "podman"."""
+    return request.getfixturevalue("engine" if request.param == "docker" else "podman")
+

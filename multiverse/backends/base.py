@@ -108,6 +108,14 @@ class Backend(Protocol):
     def describe(self) -> dict:
         """Facts about the backend for the run manifest (kind, versions, host)."""
 
+    def in_use(self) -> set[Path]:
+        """Staging folders that jobs started by an earlier, dead run still write into or hold an
+        uncollected result in (a Slurm job outlives the CLI); ``recover()`` must keep them."""
+
+    def adopts(self, spec: ContainerSpec) -> bool:
+        """Whether ``run(spec)`` would follow such an earlier job rather than start a container
+        (then the staging folder must be kept as it is, not emptied)."""
+
 
 #: Tail of a container's log kept for messages.
 LOG_TAIL_LINES = 40

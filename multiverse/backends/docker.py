@@ -139,6 +139,30 @@ class DockerBackend:
         except Exception:  # noqa: BLE001 - offline machines are the normal case here
             return False
 
+    def save_image(self, tag: str, path: Path) -> None:
+        """Write ``tag`` as a ``docker save`` archive (layers, config, its tag) to ``path``."""
+        try:
+            with open(path, "wb") as handle:
+                for chunk in self._image(tag).save(named=tag):
+                    handle.write(chunk)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"cannot save image {tag} from {self.name}: {_reason(exc)}") from None
+
+    def load_image(self, path: Path) -> list[str]:
+        """Load a ``docker save`` archive into this engine; returns the ids of the images it held."""
+        try:
+            with open(path, "rb") as handle:
+                return [image.id for image in self.client.images.load(handle)]
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"{self.name} cannot load the image archive {path}: {_reason(exc)}") from None
+
+    def tag_image(self, image_id: str, tag: str) -> None:
+        repository, _, version = tag.rpartition(":")
+        try:
+            self.client.images.get(image_id).tag(repository, version)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise InfrastructureError(f"cannot tag image {image_id[:19]} as {tag} on {self.name}: {_reason(exc)}") from None
+
     def prune_dangling(self, label: str) -> None:
         """Remove untagged images carrying ``label`` (our own build leftovers), never anybody else's."""
         try:
@@ -225,6 +249,12 @@ class DockerBackend:
             except docker.errors.NotFound:
                 pass
         return removed
+
+    def in_use(self) -> set[Path]:
+        return set()  # a local container never outlives its run: the watchdog removes it
+
+    def adopts(self, spec: ContainerSpec) -> bool:
+        return False
 
     def containers_of(self, run_id: str) -> list:
         return self.client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_RUN}={run_id}"]})
@@ -315,6 +345,7 @@ class _Watch:
         next_memory = start
         while not self.exited.wait(timeout=_POLL_S):
             now = time.monotonic()
+            self.peak.read_oom()
             if now >= next_memory:
                 self.peak.read()
                 next_memory = now + _MEMORY_POLL_S
@@ -331,7 +362,9 @@ class _Watch:
         reader.join(timeout=2.0)
         state = self._state()
         outcome.exit_code = state.get("ExitCode")
-        outcome.oom_killed = bool(state.get("OOMKilled"))
+        # Podman 4.x never sets OOMKilled (its conmon's OOM file is not read back); the cgroup's own
+        # OOM-kill counter, read while the container ran, tells for both engines.
+        outcome.oom_killed = bool(state.get("OOMKilled")) or self.peak.oom_kills > 0
         outcome.peak_memory_bytes = self.peak.value
         try:
             outcome.full_log = self.container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
@@ -368,19 +401,23 @@ class _Watch:
 
 
 class _MemoryPeak:
-    """The container's memory peak as its cgroup counts it, read while it runs.
+    """The container's memory peak and OOM kills as its cgroup counts them, read while it runs.
 
     The cgroup disappears with the container, so the peak is read every second
     while it runs (it only grows): from the host's cgroup file system when the
     engine is local (cgroup v2 ``memory.peak``, v1 ``memory.max_usage_in_bytes``),
     else from the engine's stats (``max_usage``, v1 only). None when neither says.
+    The OOM-kill counter (v2 ``memory.events``, v1 ``memory.oom_control``) is read
+    at every poll: the cgroup outlives the killed process by a second or more.
     """
 
     def __init__(self, backend: DockerBackend, container):
         self.backend = backend
         self.container = container
         self.value: Optional[int] = None
+        self.oom_kills = 0
         self._path: Optional[Path] = None
+        self._oom_path: Optional[Path] = None
         self._resolved = False
 
     def _find_path(self) -> Optional[Path]:
@@ -402,9 +439,27 @@ class _MemoryPeak:
                 return candidate
         return None
 
-    def read(self) -> None:
+    def _resolve(self) -> None:
         if not self._resolved:
             self._path, self._resolved = self._find_path(), True
+            if self._path is not None:
+                oom = self._path.parent / ("memory.events" if self._path.name == "memory.peak" else "memory.oom_control")
+                self._oom_path = oom if oom.is_file() else None
+
+    def read_oom(self) -> None:
+        self._resolve()
+        if self._oom_path is None:
+            return
+        try:
+            words = self._oom_path.read_text().split()
+        except OSError:
+            return  # the cgroup is gone: the last count read stands
+        for name, value in zip(words, words[1:]):
+            if name == "oom_kill" and value.isdigit():
+                self.oom_kills = max(self.oom_kills, int(value))
+
+    def read(self) -> None:
+        self._resolve()
         value = None
         if self._path is not None:
             try:

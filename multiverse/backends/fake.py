@@ -91,8 +91,11 @@ class FakeBackend:
         self,
         runs: Union[dict[str, FakeRun], Callable[[ContainerSpec], FakeRun], None] = None,
         images: Optional[dict[str, str]] = None,
+        adopted: Optional[dict[str, Path]] = None,
     ):
         self._runs = runs or {}
+        #: Job name -> staging folder of a job that "an earlier run" left running (like Slurm's).
+        self.adopted = dict(adopted or {})
         self.images = images if images is not None else {}
         self.started: list[ContainerSpec] = []
         self.running: set[str] = set()
@@ -160,6 +163,14 @@ class FakeBackend:
 
     def reap(self) -> list[str]:
         return []
+
+    def in_use(self) -> set[Path]:
+        return set(self.adopted.values())
+
+    def adopts(self, spec: ContainerSpec) -> bool:
+        parts = spec.name.split("/")
+        name = spec.name if spec.name in self.adopted else (parts[1] if len(parts) == 3 else spec.name)
+        return name in self.adopted and output_dir(spec).parent == self.adopted[name]
 
     def describe(self) -> dict:
         return {"kind": "fake", "version": "0"}

@@ -9,6 +9,8 @@ manifest is finished however the run ends.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import threading
 import traceback
@@ -81,7 +83,7 @@ class Execution:
 
     def run(self) -> list[JobResult]:
         with self.store.locked():
-            self.store.recover()
+            self.store.recover(keep=self.backend.in_use())
             removed = self.backend.reap()
             if removed:
                 self.reporter.note(f"removed {len(removed)} container(s) left by an earlier, crashed run: {', '.join(removed)}")
@@ -152,11 +154,14 @@ class Execution:
             self.manifest.record(job.name, record)
 
     def _run_container(self, job: Job, key: dict, result: JobResult) -> None:
-        staging = self.store.staging(job.name)
-        output = staging / OUTPUT
+        # One staging folder per job and key, the same in every run: a backend whose job outlived an
+        # earlier run (Slurm) adopts it there, and its folder is then kept as it is.
+        tag = hashlib.sha256(json.dumps(normalised(key), sort_keys=True).encode()).hexdigest()[:16]
+        output = self.store.staging_path(job.name, tag) / OUTPUT
+        spec = job_container(job, output, key["image_id"], self.plan.run_id)
+        staging = self.store.staging(job.name, tag, fresh=not self.backend.adopts(spec))
         outcome = ContainerOutcome()
         try:
-            spec = job_container(job, output, key["image_id"], self.plan.run_id)
             self.reporter.started(job)
             outcome = self.backend.run(spec, self.cancel, lambda text: self.reporter.line(job, text))
             result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 2)

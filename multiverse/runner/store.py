@@ -1,6 +1,6 @@
 """Atomic results under the output root, which also holds the user's own files.
 
-A job's container writes into ``.multiverse/staging/<job>-<run>/output/``
+A job's container writes into ``.multiverse/staging/<job>-<key digest>/output/``
 (only that ``output/`` folder is mounted). Once the output passed the tree
 check and validation, the host adds ``provenance.json`` (multiverse's marker)
 and renames ``output/`` into ``<output>/<job>/``, replacing an earlier result
@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Iterable, Optional
 
 from multiverse.errors import ConfigError, InfrastructureError
 from multiverse.runner.untrusted import write_new_file
@@ -100,11 +101,18 @@ class ResultStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def staging(self, name: str) -> Path:
-        """A fresh staging folder for ``name``; the container gets its ``output/`` sub-folder."""
-        folder = self.work / "staging" / f"{name}-{self.run_id}"
-        _rmtree(folder)
-        (folder / OUTPUT).mkdir(parents=True)
+    def staging_path(self, name: str, tag: Optional[str] = None) -> Path:
+        return self.work / "staging" / f"{name}-{tag or self.run_id}"
+
+    def staging(self, name: str, tag: Optional[str] = None, fresh: bool = True) -> Path:
+        """The staging folder of ``name``, emptied unless ``fresh`` is False; the container gets its
+        ``output/`` sub-folder. A job's ``tag`` is its result key's digest, the same in every run, so
+        that a job an earlier run left running (Slurm) can be picked up where it writes; without a
+        tag the folder is this run's own."""
+        folder = self.staging_path(name, tag)
+        if fresh:
+            _rmtree(folder)
+        (folder / OUTPUT).mkdir(parents=True, exist_ok=True)
         return folder
 
     def promote(self, final: Path, staging: Path, record: dict) -> Path:
@@ -148,10 +156,26 @@ class ResultStore:
     def clear_failed(self, name: str) -> None:
         _rmtree(self.work / "failed" / name)
 
-    def recover(self) -> None:
-        """Tidy up after a run that crashed: staging folders are never results and go;
-        a result caught between its two renames is put back."""
-        _rmtree(self.work / "staging")
+    def recover(self, keep: Iterable[Path] = ()) -> None:
+        """Tidy up after a run that crashed: staging folders are never results and go, except those in
+        ``keep`` (a backend's jobs that outlived their run write there); a result caught between its
+        two renames is put back."""
+        keep = {os.path.abspath(path) for path in keep}
+
+        def prune(folder: Path) -> None:
+            # Job names nest (<dataset>/<entry>/seed-<s>-<tag>): descend into what holds a kept folder.
+            for entry in folder.iterdir():
+                path = os.path.abspath(entry)
+                if path in keep:
+                    continue
+                if entry.is_dir() and not entry.is_symlink() and any(k.startswith(path + os.sep) for k in keep):
+                    prune(entry)
+                else:
+                    _rmtree(entry)
+
+        staging = self.work / "staging"
+        if staging.is_dir():
+            prune(staging)
         replaced = self.work / "replaced"
         if replaced.is_dir():
             for run in replaced.iterdir():

@@ -21,11 +21,12 @@ def write_config(tmp_path, data, models: dict) -> str:
     return config
 
 
-def test_the_input_is_read_only_and_the_container_has_no_network(faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
+@pytest.mark.parametrize("sandbox", ["docker", pytest.param("podman", marks=pytest.mark.podman)], indirect=True)
+def test_the_input_is_read_only_and_the_container_has_no_network(sandbox, faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
     before = tiny_h5mu.read_bytes()
     plan = api.prepare(write_config(tmp_path, tiny_h5mu, {"faulty": {"params": {"behaviour": "probe"}}}), catalog=faulty_catalog)
 
-    [result] = api.execute(plan)
+    [result] = api.execute(plan, sandbox)
 
     assert result.status.value == "ok", result.reason
     probe = json.loads((result_dir(tmp_path / "out", "faulty", tiny_h5mu) / "probe.json").read_text())
