@@ -15,7 +15,7 @@ from multiverse import api
 from multiverse.backends.base import LABEL_RUN
 from multiverse.catalog import METHODS, image_of
 from multiverse.runner.results import Status
-from tests.conftest import run_cli
+from tests.conftest import result_dir, run_cli
 
 pytestmark = [pytest.mark.podman, pytest.mark.docker]
 
@@ -42,10 +42,10 @@ def test_pca_and_failing_methods_under_podman_are_classified_as_under_docker(pod
     }}))
     plan = api.prepare(config, catalog=faulty_catalog)
 
-    results = {r.name: r for r in api.execute(plan, podman)}
+    results = {r.name.split("/")[1]: r for r in api.execute(plan, podman)}
 
     assert results["pca"].status is Status.OK, results["pca"].reason
-    assert (tmp_path / "out" / "pca" / "embeddings.h5ad").is_file()
+    assert (result_dir(tmp_path / "out", "pca", tiny_h5mu) / "embeddings.h5ad").is_file()
     assert results["pca"].peak_memory_mb > 50  # read from the container's cgroup
     assert results["crash"].status is Status.METHOD_ERROR and "blew up on purpose" in results["crash"].reason
     assert results["hang"].status is Status.TIMEOUT and results["hang"].duration_s < 30
@@ -59,5 +59,5 @@ def test_a_result_made_under_podman_is_kept_by_a_docker_run(podman, built, tiny_
     again = run_cli("run", "--models", "pca", "--input", tiny_h5mu, "--output", out, "--backend", "docker", "--no-report")
 
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "pca | ok" in first.stdout
-    assert again.returncode == 0 and "pca | cached" in again.stdout, again.stdout + again.stderr
+    assert "/pca/seed-0 | ok" in first.stdout
+    assert again.returncode == 0 and "/pca/seed-0 | cached" in again.stdout, again.stdout + again.stderr

@@ -25,7 +25,7 @@ import yaml
 from multiverse import api
 from multiverse.backends.base import LABEL_JOB, LABEL_RUN
 from multiverse.runner.results import Status
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, records, result_dir, run_cli
 from tests.docker.test_cancel import CLI_WITH_FAULTY, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.docker]
@@ -67,7 +67,7 @@ def jobs_under(folder) -> dict[str, str]:
 
 def said(proc, model: str, status: str) -> bool:
     """The run's progress lines say ``model | status`` (names are padded to the longest)."""
-    return re.search(rf"^{model} +\| {status}\b", proc.stdout, re.MULTILINE) is not None
+    return re.search(rf"^\S+/{re.escape(model)}/seed-\d+ +\| {status}\b", proc.stdout, re.MULTILINE) is not None
 
 
 def containers_of(engine, run_id: str) -> list:
@@ -75,7 +75,8 @@ def containers_of(engine, run_id: str) -> list:
 
 
 def running(engine, job: str) -> list:
-    return engine.client.containers.list(filters={"label": f"{LABEL_JOB}={job}", "status": "running"})
+    return [c for c in engine.client.containers.list(filters={"status": "running"})
+            if c.labels.get(LABEL_JOB, "").split("/")[1:2] == [job]]
 
 
 def test_pca_through_slurm_and_results_are_kept_across_backends(slurm, engine, built, tiny_h5mu, tmp_path):
@@ -88,8 +89,8 @@ def test_pca_through_slurm_and_results_are_kept_across_backends(slurm, engine, b
     assert "slurm: job" in proc.stdout and "COMPLETED" in proc.stdout
     assert list(jobs_under(out).values()) == ["COMPLETED"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["backend"]["kind"] == "slurm" and manifest["models"]["pca"]["backend"] == "slurm"
-    assert not list((out / ".multiverse" / "staging").iterdir())
+    assert manifest["backend"]["kind"] == "slurm" and records(out)["pca"]["backend"] == "slurm"
+    assert not list((out / ".multiverse" / "staging").rglob("*.h5ad"))
 
     local = run_cli("run", "--config", config, "--backend", "docker", "--no-report")
     assert local.returncode == 0, local.stdout + local.stderr
@@ -110,14 +111,14 @@ def test_failures_through_slurm_are_classified_like_local_ones(slurm, engine, fa
         "garbage": {"method": "faulty", "params": {"behaviour": "invalid"}},
     }), catalog=faulty_catalog, jobs=4)
 
-    results = {r.name: r for r in api.execute(plan, backend_of(plan))}
+    results = {r.name.split("/")[1]: r for r in api.execute(plan, backend_of(plan))}
 
     assert results["crash"].status is Status.METHOD_ERROR and "blew up on purpose" in results["crash"].reason
     assert results["hang"].status is Status.TIMEOUT and "timeout of 3 s" in results["hang"].reason
     assert results["hog"].status is Status.OUT_OF_MEMORY, results["hog"].reason
     assert results["garbage"].status is Status.INVALID_OUTPUT and "out of order" in results["garbage"].reason
     for name in results:
-        assert (tmp_path / "out" / ".multiverse" / "failed" / name / "container.log").is_file()
+        assert (tmp_path / "out" / ".multiverse" / "failed" / "tiny" / name / "seed-0" / "container.log").is_file()
     assert not containers_of(engine, plan.run_id)
 
 
@@ -180,7 +181,7 @@ def test_ctrl_c_of_the_cli_cancels_its_slurm_jobs(slurm, engine, faulty_catalog,
     assert proc.returncode == 130, stdout + stderr
     assert jobs_under(tmp_path)[job_id] == "CANCELLED"
     assert not containers_of(engine, re.search(r"run (\S+):", stdout).group(1))
-    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["models"]["sleeper"]["status"] == "interrupted"
+    assert records(tmp_path / "out")["sleeper"]["status"] == "interrupted"
 
 
 def test_a_killed_cli_started_again_picks_up_its_running_job_instead_of_submitting_it_twice(
@@ -200,7 +201,7 @@ def test_a_killed_cli_started_again_picks_up_its_running_job_instead_of_submitti
     assert second.returncode == 0, stdout + stderr
     assert f"picked up job {job_id}" in stdout
     assert list(jobs_under(tmp_path)) == [job_id], "the job was submitted twice"
-    assert (tmp_path / "out" / "sleeper" / "embeddings.h5ad").is_file()
+    assert (result_dir(tmp_path / "out", "sleeper", tiny_h5mu) / "embeddings.h5ad").is_file()
 
 
 METHODS = ("pca", "mofa", "multivi", "mowgli", "cobolt", "control_random", "control_labels")
@@ -223,8 +224,8 @@ def test_every_method_and_control_through_slurm_gives_the_embedding_of_a_local_r
         runs[backend] = out
     assert len(jobs_under(runs["slurm"])) == len(METHODS)
     for model in METHODS:
-        through_slurm = ad.read_h5ad(runs["slurm"] / model / "embeddings.h5ad").obsm["X_emb"]
-        local = ad.read_h5ad(runs["docker"] / model / "embeddings.h5ad").obsm["X_emb"]
+        through_slurm = ad.read_h5ad(result_dir(runs["slurm"], model, tiny_h5mu) / "embeddings.h5ad").obsm["X_emb"]
+        local = ad.read_h5ad(result_dir(runs["docker"], model, tiny_h5mu) / "embeddings.h5ad").obsm["X_emb"]
         np.testing.assert_array_equal(through_slurm, local, err_msg=f"{model}: Slurm and local runs differ")
 
 
