@@ -3,7 +3,7 @@
 Every mini-batch's objective is the negative ELBO summed over every non-empty
 subset of the modalities (for RNA + ATAC: the RNA-only, the ATAC-only and the
 joint posterior), with the KL term weighted by a factor that grows linearly
-from 1/A to 1 over the first A epochs (``annealing_epochs``) and stays at 1
+from 0 to 1 over the first A epochs (``annealing_epochs``) and stays at 1
 afterwards. Adam optimises encoders and decoders together.
 """
 
@@ -53,10 +53,13 @@ def _toarray(x):
 
 
 def kl_weight(epoch: int, annealing_epochs: int) -> float:
-    """Weight of the KL term in (1-based) ``epoch``: epoch / A for the first A epochs, then 1."""
+    """Weight of the KL term in (1-based) ``epoch``: (epoch - 1) / A, 0 in the first, 1 from epoch A + 1.
+
+    The authors' schedule: their epoch counter starts at 0.
+    """
     if annealing_epochs <= 0:
         return 1.0
-    return min(1.0, epoch / annealing_epochs)
+    return min(1.0, (epoch - 1) / annealing_epochs)
 
 
 def minibatches(n_obs: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

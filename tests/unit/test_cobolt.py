@@ -179,8 +179,9 @@ def test_the_loss_is_the_sum_over_subsets_and_a_subset_reconstructs_only_its_mod
     assert not torch.allclose(joint[0], joint_other[0])
 
 
-def test_the_kl_weight_grows_linearly_then_stays_at_one():
-    assert [kl_weight(e, 4) for e in (1, 2, 3, 4, 5, 100)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+def test_the_kl_weight_starts_at_zero_grows_linearly_then_stays_at_one():
+    # The authors' schedule: (e - 1) / A in (1-based) epoch e, so the first epoch is a plain autoencoder.
+    assert [kl_weight(e, 4) for e in (1, 2, 3, 4, 5, 6, 100)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert kl_weight(1, 0) == 1.0
 
 
@@ -202,7 +203,8 @@ def test_training_lowers_the_loss(trained):
     assert len(history) == 60 and all(np.isfinite(history))
     assert history[-1] < 0.95 * history[0]
     assert np.mean(history[-5:]) < np.mean(history[10:15])  # still falling after the first epochs
-    assert trained["history"][0]["kl_weight"] == pytest.approx(1 / 30)
+    assert trained["history"][0]["kl_weight"] == 0.0
+    assert trained["history"][1]["kl_weight"] == pytest.approx(1 / 30)
     assert trained["history"][-1]["kl_weight"] == 1.0
 
 
