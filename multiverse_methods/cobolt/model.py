@@ -108,15 +108,18 @@ class Decoder(nn.Module):
     The per-cell feature probabilities are
     ``softmax((theta @ beta) * (1 + slope[b]) + intercept[b])``: a product-of-experts
     topic model (ProdLDA) whose topic weights are rescaled and shifted per batch.
-    Slopes and intercepts start at zero, so an untrained decoder is plain ProdLDA.
+    As in the authors' package, ``beta`` and the intercepts start Glorot-uniform
+    and the slopes uniform on [0, 1), so batches differ from the first step.
     """
 
     def __init__(self, n_latent: int, n_features: int, n_batches: int):
         super().__init__()
         self.beta = nn.Parameter(torch.empty(n_latent, n_features))
+        self.slope = nn.Parameter(torch.empty(n_batches, n_features))
+        self.intercept = nn.Parameter(torch.empty(n_batches, n_features))
         nn.init.xavier_uniform_(self.beta)
-        self.slope = nn.Parameter(torch.zeros(n_batches, n_features))
-        self.intercept = nn.Parameter(torch.zeros(n_batches, n_features))
+        nn.init.uniform_(self.slope, 0.0, 1.0)
+        nn.init.xavier_uniform_(self.intercept)
 
     def forward(self, theta: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Log-probabilities of every feature per cell (each row's exp sums to 1)."""

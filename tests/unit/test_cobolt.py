@@ -131,18 +131,36 @@ def test_decoder_rows_are_probability_vectors_shifted_per_batch():
     decoder = Decoder(n_latent=4, n_features=7, n_batches=2)
     theta = torch.softmax(torch.randn(6, 4), -1)
     batch = torch.tensor([0, 1, 0, 1, 0, 1])
-    p = decoder(theta, batch).exp()
-    assert torch.all(p >= 0) and torch.allclose(p.sum(-1), torch.ones(6), atol=1e-6)
-    # Untrained, slopes and intercepts are zero: plain ProdLDA, the same for both batches.
-    assert torch.allclose(p, torch.softmax(theta @ decoder.beta, -1), atol=1e-6)
     with torch.no_grad():
+        decoder.slope[0] = 0.0
+        decoder.intercept[0] = 0.0
         decoder.slope[1] = 0.5
         decoder.intercept[1] = torch.linspace(-1, 1, 7)
     p = decoder(theta, batch).exp()
-    assert torch.allclose(p.sum(-1), torch.ones(6), atol=1e-6)
+    assert torch.all(p >= 0) and torch.allclose(p.sum(-1), torch.ones(6), atol=1e-6)
+    # Batch 0 with slope and intercept 0: plain ProdLDA.
     assert torch.allclose(p[0], torch.softmax(theta[0] @ decoder.beta, -1), atol=1e-6)
     expected_1 = torch.softmax((theta[1] @ decoder.beta) * 1.5 + torch.linspace(-1, 1, 7), -1)
     assert torch.allclose(p[1], expected_1, atol=1e-6)
+
+
+def test_decoder_slopes_and_intercepts_start_random_as_in_the_authors_code():
+    torch.manual_seed(0)
+    decoder = Decoder(n_latent=10, n_features=3000, n_batches=2)
+    # Slopes uniform on [0, 1): mean 1/2, variance 1/12.
+    slope = decoder.slope.detach()
+    assert float(slope.min()) >= 0.0 and float(slope.max()) < 1.0
+    assert float(slope.mean()) == pytest.approx(0.5, abs=0.02)
+    assert float(slope.var()) == pytest.approx(1 / 12, rel=0.05)
+    # Intercepts Glorot-uniform on (n_batches x J): bound sqrt(6 / (2 + J)), standard deviation bound / sqrt(3).
+    bound = math.sqrt(6.0 / (2 + 3000))
+    intercept = decoder.intercept.detach()
+    assert float(intercept.abs().max()) <= bound
+    assert float(intercept.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    assert not torch.allclose(intercept[0], intercept[1])  # the batches differ from the start
+    bound_beta = math.sqrt(6.0 / (10 + 3000))
+    assert float(decoder.beta.detach().abs().max()) <= bound_beta
+    assert float(decoder.beta.detach().std()) == pytest.approx(bound_beta / math.sqrt(3), rel=0.05)
 
 
 def test_every_non_empty_subset_of_the_modalities_is_trained():
