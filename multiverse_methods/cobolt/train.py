@@ -4,7 +4,9 @@ Every mini-batch's objective is the negative ELBO summed over every non-empty
 subset of the modalities (for RNA + ATAC: the RNA-only, the ATAC-only and the
 joint posterior), with the KL term weighted by a factor that grows linearly
 from 0 to 1 over the first A epochs (``annealing_epochs``) and stays at 1
-afterwards. Adam optimises encoders and decoders together.
+afterwards. Adam optimises encoders and decoders together. The embedding is
+the posterior mean of z given all modalities, centred per cell (each cell's
+mean over the K coordinates removed), as the authors' corrected latent is.
 """
 
 from __future__ import annotations
@@ -132,13 +134,35 @@ def train(
     return history
 
 
+def centre(latent: np.ndarray) -> np.ndarray:
+    """Each row minus its mean over the coordinates.
+
+    The decoders see z only through softmax(z), which ignores a shift of all K
+    coordinates; the authors remove that direction from every cell's latent
+    before clustering and UMAP (their "corrected" latent, joint cells included).
+    """
+    return latent - latent.mean(axis=1, keepdims=True)
+
+
 @torch.no_grad()
-def embed(model: Cobolt, counts: CountRows, subset: Sequence[str] | None = None, chunk: int = 4096) -> np.ndarray:
-    """Posterior means of z for every cell, in order (evaluation mode: BatchNorm's running statistics)."""
+def embed(
+    model: Cobolt,
+    counts: CountRows,
+    subset: Sequence[str] | None = None,
+    chunk: int = 4096,
+    centred: bool = True,
+) -> np.ndarray:
+    """Posterior means of z given ``subset`` (default: all modalities) for every cell, in order.
+
+    Evaluation mode (BatchNorm's running statistics), so a cell's embedding does
+    not depend on the cells it is computed with; centred per cell unless
+    ``centred`` is False.
+    """
     model.eval()
     out = []
     for start in range(0, counts.n_obs, chunk):
         index = torch.arange(start, min(start + chunk, counts.n_obs))
         mean, _ = model.posterior(model.experts(counts.rows(index)), subset)
         out.append(mean)
-    return torch.cat(out).numpy()
+    latent = torch.cat(out).numpy()
+    return centre(latent) if centred else latent

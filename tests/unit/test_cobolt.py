@@ -24,7 +24,7 @@ from multiverse_methods.cobolt.model import (  # noqa: E402
     modality_subsets,
     product_of_experts,
 )
-from multiverse_methods.cobolt.train import kl_weight, minibatches  # noqa: E402
+from multiverse_methods.cobolt.train import centre, embed, kl_weight, minibatches  # noqa: E402
 from multiverse_methods.contract import Dataset, NotApplicable  # noqa: E402
 from multiverse_methods.params import CoboltParams  # noqa: E402
 
@@ -64,9 +64,7 @@ def cite():
 
 @pytest.fixture(scope="module")
 def trained(cite):
-    """One training run shared by the tests that look at a trained model (60 epochs, ~10 s)."""
-    from multiverse_methods.cobolt.train import embed
-
+    """One training run shared by the tests that look at a trained model (60 epochs)."""
     model, counts, history, facts = cobolt.train_model(cite, CoboltParams(n_epochs=60, seed=0))
     return {
         "history": history,
@@ -246,6 +244,21 @@ def test_the_joint_embedding_separates_what_each_modality_alone_cannot(trained, 
     assert pair_accuracy(trained["rna"], labels, ("type_0", "type_1")) < 0.75
     assert pair_accuracy(trained["adt"], labels, ("type_0", "type_1")) > 0.9
     assert pair_accuracy(trained["adt"], labels, ("type_2", "type_3")) < 0.75
+
+
+def test_centre_removes_each_cells_mean_over_the_latent_coordinates():
+    latent = np.array([[1.0, 2.0, 6.0], [-1.0, -1.0, -1.0]])
+    assert np.allclose(centre(latent), [[-2.0, -1.0, 3.0], [0.0, 0.0, 0.0]])
+
+
+def test_the_embedding_is_the_joint_posterior_mean_centred_per_cell(small):
+    # As the authors' corrected latent: every cell's mean over the K coordinates removed, joint cells too.
+    model, counts, _, _ = cobolt.train_model(small, CoboltParams(n_epochs=2, hidden_dims=[16]))
+    raw = embed(model, counts, centred=False)
+    assert np.abs(raw.mean(axis=1)).max() > 1e-2  # the posterior means themselves are not centred
+    result = cobolt.fit(small, CoboltParams(n_epochs=2, hidden_dims=[16]))
+    assert np.allclose(result.embedding, raw - raw.mean(axis=1, keepdims=True), atol=1e-6)
+    assert np.abs(result.embedding.mean(axis=1)).max() < 1e-5
 
 
 def test_fit_returns_the_joint_posterior_mean_and_the_loss_history(small):
