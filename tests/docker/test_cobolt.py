@@ -3,7 +3,7 @@
 Cobolt's main use is paired RNA + ATAC. In the synthetic data, types 0 and 1
 have the same RNA profile and differ only in ATAC, types 2 and 3 the other way
 round: only an embedding that uses both modalities keeps both pairs apart. The
-data has 5000 peaks (~340 open per cell against ~2500 RNA counts): with the
+data has 5000 peaks (~310 open per cell against ~3000 RNA counts): with the
 shared 600-peak fixture (~40 open peaks per cell) the authors' package itself
 leaves types 0/1 mixed (docs/COBOLT.md).
 """

@@ -58,9 +58,9 @@ def small():
 
 @pytest.fixture(scope="module")
 def multiome():
-    """RNA + ATAC with ~340 open peaks per cell: types 0/1 differ only in ATAC, 2/3 only in RNA.
+    """RNA + ATAC with ~310 open peaks per cell: types 0/1 differ only in ATAC, 2/3 only in RNA.
 
-    With the small fixture's ~30 open peaks per cell against ~2500 RNA counts,
+    With the small fixture's ~30 open peaks per cell against ~3000 RNA counts,
     the authors' package itself leaves types 0/1 mixed (docs/COBOLT.md).
     """
     return synthetic(n_cells=300, n_genes=300, n_peaks=5000)
