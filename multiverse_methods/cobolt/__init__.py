@@ -5,8 +5,9 @@ probabilities are a product-of-experts topic model of the cell's topic
 proportions softmax(z); z has a Laplace approximation of a Dirichlet prior; the
 posterior of z is a product of Gaussian experts, one per modality plus the
 prior. The embedding is the posterior mean of z given all of a cell's
-modalities, centred per cell as in the authors' corrected latent. ``model.py`` holds the model, ``train.py`` the training loop,
-``docs/COBOLT.md`` the correspondence with the paper.
+modalities, centred per cell as in the authors' corrected latent.
+``model.py`` holds the model, ``train.py`` the training loop,
+``docs/COBOLT.md`` the correspondence with the authors' code.
 """
 
 from __future__ import annotations

@@ -46,7 +46,9 @@ def multiome_h5mu(tmp_path_factory):
 def cobolt_run(engine, multiome_h5mu, tmp_path_factory):
     require_images(engine, "cobolt")
     cwd = tmp_path_factory.mktemp("cobolt")  # no runner_config.yaml here: the method's own defaults
-    proc = run_cli("run", "--models", "cobolt", "--input", multiome_h5mu, "--output", cwd / "out", "--no-report", cwd=cwd)
+    proc = run_cli(
+        "run", "--models", "cobolt", "--input", multiome_h5mu, "--output", cwd / "out", "--no-report", cwd=cwd
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return cwd / "out" / "cobolt"
 
