@@ -15,10 +15,13 @@ def make_report(
     labels: Optional[dict] = None,
     on_line: Callable[[str], None] = lambda line: None,
     cancel: Optional[threading.Event] = None,
+    metric_set: Optional[str] = None,
 ) -> Path:
     """Evaluate ``root``'s results and write ``root/report/report.html``; return its path."""
     from multiverse.report.evaluate import evaluate
     from multiverse.report.html import render
 
-    folder, scores, manifest = evaluate(root, engine or Engine.connect(), labels, on_line=on_line, cancel=cancel)
+    extra = {"metric_set": metric_set} if metric_set else {}
+    folder, scores, manifest = evaluate(root, engine or Engine.connect(), labels, on_line=on_line, cancel=cancel,
+                                        **extra)
     return render(folder, scores, manifest)

@@ -21,6 +21,7 @@ from multiverse.plan import new_run_id
 from multiverse.runner.container import SandboxedContainer, ContainerSpec
 from multiverse.runner.store import CONTAINER_LOG, ResultStore
 from multiverse_methods import protocol
+from multiverse_methods.scoring.metric_sets import DEFAULT_METRIC_SET
 
 REPORT_DIR = "report"
 SCORES_FILE = "scores.json"
@@ -43,8 +44,12 @@ def evaluate(
     seed: int = 0,
     on_line: Callable[[str], None] = lambda line: None,
     cancel: Optional[threading.Event] = None,
+    metric_set: str = DEFAULT_METRIC_SET,
 ) -> tuple[Path, dict, dict]:
-    """Run the evaluation image on ``root``'s valid results; return (report folder, scores, manifest)."""
+    """Run the evaluation image on ``root``'s valid results; return (report folder, scores, manifest).
+
+    ``metric_set``: a name in ``multiverse_methods.scoring.metric_sets.METRIC_SETS``.
+    """
     root = Path(root).absolute()
     manifest = read_manifest(root)
     source = Path(manifest["input"]["path"])
@@ -70,6 +75,7 @@ def evaluate(
                 "--models", json.dumps(models),
                 "--labels", json.dumps(labels),
                 "--seed", str(seed),
+                "--metric-set", metric_set,
             ],
             read_only={source: input_target, root: "/data/results"},
             output=staging,
