@@ -14,8 +14,10 @@ unseeded ARPACK eigensolver inside kBET's diffusion map):
 
 The main graph is the same exact one on both sides because the check is about
 the kernels: pynndescent's approximate graph would move the values for reasons
-that are not the kernels'. How far a stock Benchmarker run (pynndescent graph)
-lies from ours is measured too and printed (``stock_benchmarker``), not checked.
+that are not the kernels'. The graph itself is compared with pynndescent's
+(``knn_agreement``: neighbour sets, and UMAP connectivities where the sets are
+identical). How far a stock Benchmarker run (pynndescent graph) lies from ours
+is measured too and printed (``stock_benchmarker``), not checked.
 
     python -m multiverse_methods.scoring.equivalence [--input FILE] [--json OUT]
 
@@ -44,6 +46,9 @@ log = logging.getLogger("multiverse_methods.scoring.equivalence")
 #: Largest accepted |ours - scib-metrics'|, for every metric value and aggregate. The same
 #: definitions in float64 instead of float32 differ by at most ~5e-7 (docs/EVALUATION.md).
 TOLERANCE = 1e-5
+#: Largest accepted difference of the UMAP connectivities built from our graph and from pynndescent's
+#: where both hold the same neighbours (their float32 distances differ by ~2e-6; measured up to 4.4e-6).
+KNN_TOLERANCE = 1e-4
 
 #: The Benchmarker's result rows (``get_results(clean_names=False)``) -> our keys.
 BENCHMARKER_ROWS = {
@@ -108,6 +113,37 @@ def stock_benchmarker(X, cell_type, batch, unintegrated, threads: int = 1) -> di
     return out
 
 
+def knn_agreement(X, threads: int = 1) -> dict:
+    """Our exact graph against scib-metrics' pynndescent graph: the neighbour sets, and the UMAP connectivities.
+
+    Where pynndescent finds every cell's exact neighbours (it is approximate, and
+    usually does at these sizes), the connectivities that Leiden, graph
+    connectivity and kBET build from the graph must agree within KNN_TOLERANCE;
+    otherwise only the share of identical neighbour sets is reported.
+    """
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    from multiverse_methods.scoring.metric_sets import K_CLUSTER, K_KBET, K_LISI
+
+    k = min(K_LISI, len(X))
+    exact = kernels.exact_knn(X, n_neighbors=k, n_jobs=threads)
+    with kernels.original_kernels():
+        import scib_metrics.nearest_neighbors as nn_module
+
+        approx = nn_module.pynndescent(X, n_neighbors=k, random_state=0, n_jobs=threads)
+    out = {}
+    for n in sorted({min(K_CLUSTER, k), min(K_KBET, k), k}):
+        e, a = exact.subset_neighbors(n), approx.subset_neighbors(n)
+        same = float(np.mean(np.all(np.sort(e.indices, axis=1) == np.sort(a.indices, axis=1), axis=1)))
+        entry = {"identical_neighbour_sets": same}
+        if same == 1.0 and n != K_LISI:  # LISI uses the distances, not the connectivities
+            difference = float(abs(csr_matrix(e.knn_graph_connectivities) - csr_matrix(a.knn_graph_connectivities)).max())
+            entry.update(connectivity_difference=difference, tolerance=KNN_TOLERANCE, ok=difference <= KNN_TOLERANCE)
+        out[f"{n}_neighbours"] = entry
+    return out
+
+
 def _entry(ours, theirs, bound: float) -> dict:
     import math
 
@@ -142,11 +178,12 @@ def compare(X, cell_type, batch, unintegrated, seed: int = 0, threads: int = 1, 
     metrics = {key: _entry(ours[key], value, TOLERANCE) for key, value in reference["metrics"].items()}
     aggregates = {key: _entry(ours_aggregates["benchmarker"][key], value, TOLERANCE)
                   for key, value in reference["benchmarker_aggregates"].items()}
+    knn = knn_agreement(X, threads)
     report = {
         "n_cells": int(X.shape[0]), "embedding_dim": int(X.shape[1]),
         "n_cell_types": int(len(set(cell_type))), "n_batches": int(len(set(batch))),
-        "metrics": metrics, "benchmarker_aggregates": aggregates,
-        "ok": all(e["ok"] for e in [*metrics.values(), *aggregates.values()]),
+        "metrics": metrics, "benchmarker_aggregates": aggregates, "knn": knn,
+        "ok": all(e.get("ok", True) for e in [*metrics.values(), *aggregates.values(), *knn.values()]),
     }
     if stock:
         start = time.perf_counter()
@@ -206,6 +243,10 @@ def log_report(report: dict) -> None:
         for key, e in report[section].items():
             log.info("%-20s ours %s  scib-metrics %s  |diff| %s  (tolerance %g)%s", key, _f(e["ours"]),
                      _f(e["scib_metrics"]), _f(e["difference"], ".1e"), e["tolerance"], "" if e["ok"] else "  TOO FAR")
+    for key, e in report["knn"].items():
+        log.info("kNN graph, %s: identical neighbour sets %.4f, connectivities |diff| %s%s", key,
+                 e["identical_neighbour_sets"], _f(e.get("connectivity_difference"), ".1e"),
+                 "  TOO FAR" if e.get("ok") is False else "")
     for key, e in report.get("stock_benchmarker", {}).items():
         log.info("stock Benchmarker (pynndescent graph) %-20s %s vs ours %s, |diff| %.1e",
                  key, _f(e["stock"]), _f(e["ours"]), e["difference"])

@@ -2,12 +2,13 @@
 
 scib-metrics' Benchmarker computes it as ``sc.tl.pca`` (50 components, ARPACK,
 every feature) of the normalised, unintegrated ``adata.X``. Paired multimodal
-input has no single unintegrated matrix; here it is the RNA modality (the first
-of an ``.h5mu`` whose name means RNA: ``rna``, ``gex``, ...; or the ``.h5ad`` itself): its raw counts
-(``layers["counts"]``, or an integer-valued ``.X``) normalised to 10,000 per
-cell and log1p-transformed, or an already normalised ``.X`` as stored. So the
-PCR comparison says how much batch variance an embedding removes relative to
-the RNA alone, also for methods that use the second modality.
+input has no single unintegrated matrix; here it is the RNA modality: the
+first modality of an ``.h5mu`` whose name means RNA (``rna``, ``gex``, ...),
+or the ``.h5ad`` itself. Its raw counts (``layers["counts"]``, or an
+integer-valued ``.X``) are normalised to 10,000 per cell and log1p-transformed;
+an ``.X`` that is not integer-valued is taken as already normalised. So the
+PCR comparison says how much of the RNA's batch variance an embedding removes,
+also for methods that use the second modality.
 """
 
 from __future__ import annotations

@@ -37,4 +37,8 @@ def test_every_metric_value_of_both_sets_matches_scib_metrics_unpatched_function
     too_far = {key: e for key, e in {**report["metrics"], **report["benchmarker_aggregates"]}.items() if not e["ok"]}
     assert not too_far, too_far
     assert all(e["difference"] <= 1e-5 for e in report["metrics"].values())
+    # our exact graph holds pynndescent's neighbours and gives the same connectivities (Leiden, kBET)
+    for k in ("15_neighbours", "50_neighbours"):
+        assert report["knn"][k]["identical_neighbour_sets"] == 1.0
+        assert report["knn"][k]["ok"], report["knn"][k]
     assert proc.returncode == 0, proc.stderr[-3000:]
