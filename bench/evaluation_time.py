@@ -78,7 +78,7 @@ def write_embeddings(data: Path, results: Path, label_key: str) -> list[str]:
 
 
 def docker_run(image: str, data: Path, results: Path, out: Path, models: list[str], cpus: float,
-               metric_set: str = "leiden-asw") -> list[str]:
+               metric_set: str | None = None) -> list[str]:
     threads = str(max(1, int(cpus)))
     env = {
         "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache", "NUMBA_CACHE_DIR": "/tmp/numba",
@@ -102,7 +102,7 @@ def docker_run(image: str, data: Path, results: Path, out: Path, models: list[st
         image,
         "--input", f"/data/input/{data.name}", "--results", "/data/results", "--output", "/data/output",
         "--models", json.dumps(models), "--labels", json.dumps({"cell_type": "cell_type", "batch": "batch"}),
-        "--seed", "0", "--metric-set", metric_set,
+        "--seed", "0", *(["--metric-set", metric_set] if metric_set else []),
     ]
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpus", type=float, default=float(len(os.sched_getaffinity(0))))
     parser.add_argument("--image", default=IMAGES["metrics"].tag)
-    parser.add_argument("--metric-set", default="leiden-asw", help="leiden-asw (default) or benchmarker")
+    parser.add_argument("--metric-set", help="leiden-asw or benchmarker (default: the container's, leiden-asw)")
     args = parser.parse_args()
     data = args.input.resolve()
     if not data.is_file():
@@ -125,7 +125,7 @@ def main() -> None:
         tmp = Path(tmp)
         models = write_embeddings(data, tmp / "results", "cell_type")
         print(f"{len(models)} embeddings of {data.name}: {', '.join(models)}; image {args.image}, {args.cpus:g} CPUs, "
-              f"metric set {args.metric_set}")
+              f"metric set {args.metric_set or 'default'}")
         for i in range(args.rounds):
             out = tmp / f"out{i}"
             out.mkdir()

@@ -15,16 +15,18 @@ UNLABELLED_NAME = "unlabelled"
 
 
 def palette(n: int) -> list:
-    """n distinct colours: tab10 / tab20 / tab20+tab20b+tab20c (up to 60), else a hue wheel."""
+    """n distinct colours, none of them grey (grey marks the unlabelled cells).
+
+    tab10 without its grey (9 colours), tab20 (18), tab20 + tab20b + tab20c (54), else a hue wheel.
+    """
     import matplotlib
     import numpy as np
 
-    if n <= 10:
-        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
-    if n <= 20:
-        return [matplotlib.colormaps["tab20"](i) for i in range(n)]
-    if n <= 60:
-        return [matplotlib.colormaps[name](i) for name in ("tab20", "tab20b", "tab20c") for i in range(20)][:n]
+    for names in (("tab10",), ("tab20",), ("tab20", "tab20b", "tab20c")):
+        colours = [matplotlib.colormaps[name](i) for name in names for i in range(matplotlib.colormaps[name].N)]
+        colours = [c for c in colours if not (c[0] == c[1] == c[2])]
+        if n <= len(colours):
+            return colours[:n]
     return [matplotlib.colormaps["hsv"](x) for x in np.linspace(0, 1, n, endpoint=False)]
 
 
