@@ -23,6 +23,7 @@ from multiverse import __version__
 from multiverse.catalog import EXTRA_IMAGES, METHODS, image_of, images_for
 from multiverse.errors import ConfigError, MultiverseError
 from multiverse.synth.presets import DEFAULT_CHUNK, PRESETS, REFERENCE_FILES
+from multiverse_methods.scoring.metric_sets import DEFAULT_METRIC_SET, METRIC_SETS
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -448,12 +449,12 @@ def _synth_fitted(output, cells, genes, peaks, proteins, preset, reference, chun
     )
 
 
-def _report(root: Path, backend, labels) -> None:
+def _report(root: Path, backend, labels, metric_set=None) -> None:
     from multiverse.report import make_report
 
     console.print(f"[bold]evaluating[/] the results in {root} ...")
     with console.status("scoring every embedding (scib-metrics) and drawing UMAPs"):
-        path = make_report(root, backend, labels, on_line=lambda line: None)
+        path = make_report(root, backend, labels, on_line=lambda line: None, metric_set=metric_set)
     console.print(f"report: {path}")
 
 
@@ -461,20 +462,23 @@ def _report(root: Path, backend, labels) -> None:
 @click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--cell-type-key", help="obs column with cell types (default: the run's labels.cell_type).")
 @click.option("--batch-key", help="obs column with batches (default: the run's labels.batch).")
-def report_command(results, cell_type_key, batch_key) -> None:
+@click.option("--metric-set", type=click.Choice(sorted(METRIC_SETS)), default=DEFAULT_METRIC_SET, show_default=True,
+              help="leiden-asw: Leiden NMI/ARI, batch ASW and the rest (no unintegrated data needed); "
+                   "benchmarker: scib-metrics 0.5.10 Benchmarker's defaults (KMeans NMI/ARI, BRAS, PCR comparison), "
+                   "for totals set beside published scib-metrics tables.")
+def report_command(results, cell_type_key, batch_key, metric_set) -> None:
     """Score every result in RESULTS and write one self-contained HTML report.
 
-    Runs the evaluation image (scib-metrics): bio conservation (ARI/NMI of Leiden
-    clusters, cell-type silhouette, cLISI, isolated labels) and batch correction
-    (batch silhouette, iLISI, kBET, graph connectivity) against the run's labels,
-    plus a UMAP of every embedding. Writes RESULTS/report/report.html,
-    metrics.csv and metrics.json. A metric whose labels are missing is skipped,
-    and the report says why.
+    Runs the evaluation image (scib-metrics) against the run's labels: bio
+    conservation and batch correction metrics of the chosen set, plus a UMAP of
+    every embedding. Writes RESULTS/report/report.html, metrics.csv and
+    metrics.json. Cells without a label are left out of the metrics that need
+    it; a metric that cannot be computed is skipped, and the report says why.
     """
     from multiverse.backends import connect
 
     labels = {k: v for k, v in (("cell_type", cell_type_key), ("batch", batch_key)) if v}
-    _report(results, connect(), labels)
+    _report(results, connect(), labels, metric_set)
 
 
 @cli.command(name="collect")

@@ -25,6 +25,7 @@ from multiverse.runner.container import container_environment
 from multiverse.runner.store import CONTAINER_LOG, OUTPUT, ResultStore, foreign
 from multiverse.runner.untrusted import UnsafeTree, check_tree
 from multiverse_methods import protocol
+from multiverse_methods.scoring.metric_sets import DEFAULT_METRIC_SET
 
 SCORES_FILE = REPORT_MARKER
 #: The only figures the report embeds, by the names the evaluation is allowed to write.
@@ -58,11 +59,13 @@ def evaluate(
     seed: int = 0,
     on_line: Callable[[str], None] = lambda line: None,
     cancel: Optional[threading.Event] = None,
+    metric_set: str = DEFAULT_METRIC_SET,
 ):
     """Run the evaluation image on ``root``'s valid results.
 
     Returns (store, staging folder, scores, manifest); the caller renders into the
-    staging folder and promotes it with :func:`publish`.
+    staging folder and promotes it with :func:`publish`. ``metric_set``: a name in
+    ``multiverse_methods.scoring.metric_sets.METRIC_SETS``.
     """
     root = Path(root).absolute()
     manifest = read_manifest(root)
@@ -96,6 +99,7 @@ def evaluate(
                 "--models", json.dumps(models),
                 "--labels", json.dumps(labels),
                 "--seed", str(seed),
+                "--metric-set", metric_set,
             ),
             mounts=(Mount(source, input_target, True), Mount(root, "/data/results", True), Mount(output, protocol.OUTPUT_DIR, False)),
             resources=resources,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import shutil
 
@@ -58,7 +59,7 @@ def test_the_report_renders_in_a_browser_with_the_table_and_every_image(reported
     try:
         driver.get(page.as_uri())
         assert "multiverse report" in driver.title
-        rows = driver.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#metrics tbody tr:not(.sep)")
         names = [row.find_element(By.CSS_SELECTOR, "td.name").text for row in rows]
         assert names and {n.split(" ")[0] for n in names} == {"pca", "control_random", "control_labels"}
         images = driver.find_elements(By.TAG_NAME, "img")
@@ -79,9 +80,16 @@ def test_the_label_control_scores_highest_and_the_random_control_lowest(reported
     assert bio["control_labels"] > 0.8 and bio["control_random"] < 0.3
     with (reported / "report" / "metrics.csv").open() as handle:
         assert {row["model"] for row in csv.DictReader(handle)} == set(total)
-    placement = {row["model"]: row["placement"] for row in rows}
-    assert placement["pca"] == "between the controls"
-    assert "between the controls" in (reported / "report" / "report.html").read_text()
+    by_model = {row["model"]: row for row in rows}
+    assert by_model["pca"]["rank"] == 1 and by_model["pca"]["comparable"]
+    # the placement text is made of the scores themselves
+    pca, floor, ceiling = by_model["pca"], by_model["control_random"], by_model["control_labels"]
+    assert pca["placement"].startswith(
+        f"total {pca['total']:.3f}: between the controls (random {floor['total']:.3f}, labels {ceiling['total']:.3f})")
+    assert f"bio conservation {pca['bio_conservation']:.3f}" in pca["placement"]
+    page = (reported / "report" / "report.html").read_text()
+    assert html.escape(pca["placement"]) in page
+    assert "Ranked by <b>total</b>" in page
 
 
 def test_metrics_whose_labels_are_missing_are_skipped_and_the_report_says_why(reported, tmp_path):
@@ -92,7 +100,24 @@ def test_metrics_whose_labels_are_missing_are_skipped_and_the_report_says_why(re
     assert pca["metrics"]["ilisi"] is None and pca["metrics"]["kbet"] is None
     assert pca["metrics"]["ari_leiden"] is not None
     assert "no_such_column" in pca["skipped"]["ilisi"]
-    assert "Skipped:" in (reported / "report" / "report.html").read_text()
+    page = (reported / "report" / "report.html").read_text()
+    assert "Skipped:" in page
+    # no batch metric, so no total: ranked by bio conservation, and the page says so
+    assert pca["aggregates"]["total"] is None
+    assert "Ranked by <b>bio conservation</b>" in page
+
+
+def test_the_benchmarker_metric_set_is_an_option_of_the_report_command(reported):
+    proc = run_cli("report", reported, "--metric-set", "benchmarker")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    scores = json.loads((reported / "report" / "scores.json").read_text())
+    assert scores["metric_set"]["name"] == "benchmarker"
+    pca = scores["models"]["pca"]
+    assert set(pca["metrics"]) == {"isolated_labels", "nmi_kmeans", "ari_kmeans", "silhouette_label", "clisi",
+                                   "bras", "ilisi", "kbet", "graph_connectivity", "pcr_comparison"}
+    assert all(v is not None for v in pca["metrics"].values()), pca["skipped"]
+    page = (reported / "report" / "report.html").read_text()
+    assert "<code>benchmarker</code>" in page and "PCR comp." in page
 
 
 def test_every_embedding_can_be_collected_for_scanpy(reported):
