@@ -125,7 +125,9 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")
         sys.exit(EXIT_INTERRUPTED)
     if report and any(r.status.succeeded for r in results):
-        _report(plan.output_root, backend, labels=None)
+        from multiverse.report.evaluate import EvaluationOptions
+
+        _report(plan.output_root, backend, None, EvaluationOptions.from_settings(plan.evaluation))
     failed = [r.name for r in results if not r.status.succeeded]
     if failed:
         err_console.print(Text(f"{len(failed)} of {len(results)} job(s) did not succeed: ", style="red") + Text(", ".join(failed)))
@@ -449,12 +451,26 @@ def _synth_fitted(output, cells, genes, peaks, proteins, preset, reference, chun
     )
 
 
-def _report(root: Path, backend, labels, metric_set=None) -> None:
+def _report(root: Path, backend, labels, options) -> None:
     from multiverse.report import make_report
 
-    console.print(f"[bold]evaluating[/] the results in {root} ...")
-    with console.status("scoring every embedding (scib-metrics) and drawing UMAPs"):
-        path = make_report(root, backend, labels, on_line=lambda line: None, metric_set=metric_set)
+    console.print(Text.assemble(("evaluating", "bold"), f" the results in {root} ..."))
+    cancel = threading.Event()
+    with _cancel_on_signals(cancel), console.status("scoring every embedding (scib-metrics) and drawing UMAPs") as status:
+        def show(line: str) -> None:
+            text = line.strip()
+            if text:
+                status.update(Text(f"evaluation: {text}"[:200]))
+                if not console.is_terminal:
+                    console.print(Text(f"evaluation | {text}"), soft_wrap=True)
+
+        try:
+            path = make_report(root, backend, labels, on_line=show, cancel=cancel, options=options)
+        except MultiverseError:
+            if cancel.is_set():
+                err_console.print(Text("evaluation interrupted: the previous report, if any, is kept", style="yellow"))
+                sys.exit(EXIT_INTERRUPTED)
+            raise
     console.print(f"report: {path}")
 
 
@@ -466,7 +482,11 @@ def _report(root: Path, backend, labels, metric_set=None) -> None:
               help="leiden-asw: Leiden NMI/ARI, batch ASW and the rest (no unintegrated data needed); "
                    "benchmarker: scib-metrics 0.5.10 Benchmarker's defaults (KMeans NMI/ARI, BRAS, PCR comparison), "
                    "for totals set beside published scib-metrics tables.")
-def report_command(results, cell_type_key, batch_key, metric_set) -> None:
+@click.option("--timeout", default="1h", show_default=True, help="Limit of each dataset's evaluation container.")
+@click.option("--memory", default="8g", show_default=True, help="Memory limit of the evaluation container.")
+@click.option("--cpus", type=float, default=None, help="CPUs of the evaluation container (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Leiden clusterings and UMAPs.")
+def report_command(results, cell_type_key, batch_key, metric_set, timeout, memory, cpus, seed) -> None:
     """Score every result in RESULTS and write one self-contained HTML report.
 
     Runs the evaluation image (scib-metrics) against the run's labels: bio
@@ -476,9 +496,16 @@ def report_command(results, cell_type_key, batch_key, metric_set) -> None:
     it; a metric that cannot be computed is skipped, and the report says why.
     """
     from multiverse.backends import connect
+    from multiverse.config import parse_duration, parse_size
+    from multiverse.report.evaluate import EvaluationOptions
 
+    try:
+        options = EvaluationOptions(timeout_s=parse_duration(timeout), memory_bytes=parse_size(memory), cpus=cpus,
+                                    seed=seed, metric_set=metric_set)
+    except ValueError as exc:
+        raise ConfigError(f"report: {exc}") from None
     labels = {k: v for k, v in (("cell_type", cell_type_key), ("batch", batch_key)) if v}
-    _report(results, connect(), labels, metric_set)
+    _report(results, connect(), labels, options)
 
 
 @cli.command(name="collect")

@@ -26,7 +26,9 @@ from multiverse.errors import ConfigError
 DEFAULT_CONFIG = Path("runner_config.yaml")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-RESERVED_NAMES = ("report", "manifest.json", "embeddings.h5ad", "embeddings.h5mu")
+#: Names of multiverse's own files and folders in the output root and the report folder.
+RESERVED_NAMES = ("report", "manifest.json", "embeddings.h5ad", "embeddings.h5mu", "scores.json", "report.html",
+                  "overall.json", "overall.csv", "stability.json", "stability.csv", "summary.png")
 _ENTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$", re.IGNORECASE)
 

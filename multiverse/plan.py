@@ -99,6 +99,8 @@ class Plan:
     #: The config's backend and its ``slurm:`` section (the CLI's --backend overrides the first).
     backend: str = "docker"
     slurm: object = None
+    #: The config's ``evaluation:`` section (limits and seed of the report's containers).
+    evaluation: object = None
 
     @property
     def work_dir(self) -> Path:
@@ -225,6 +227,7 @@ def make_plan(config: RunnerConfig, entries: list[Entry], inputs: list[tuple[Dat
         notes=tuple(notes),
         backend=config.backend,
         slurm=config.slurm,
+        evaluation=config.evaluation,
     )
 
 

@@ -48,6 +48,7 @@ from multiverse_methods.scoring.metric_sets import (
 log = logging.getLogger("multiverse_methods.evaluate")
 
 SCHEMA_VERSION = 2
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.,=\[\]-]+(/seed-[0-9]+)?")
 SCORES_FILE = "scores.json"
 UMAP_FILE = "umap.npz"
 FIGURES = {"cell_type": "umap_cell_type.png", "batch": "umap_batch.png", "plain": "umap.png"}
@@ -97,6 +98,11 @@ def parse_args(argv):
     parser.add_argument("--metric-set", default=DEFAULT_METRIC_SET, choices=sorted(METRIC_SETS),
                         help=f"which metrics to compute (default {DEFAULT_METRIC_SET})")
     parser.add_argument("--no-umap", action="store_true", help="no UMAPs, no figures")
+    parser.add_argument("--umap-models", default=None,
+                        help="JSON list: the models to draw UMAPs of (default: every model)")
+    parser.add_argument("--seed-groups", default="{}",
+                        help='JSON object: a name -> the models that are one entry run with different seeds; '
+                             "their neighbourhoods' agreement goes to scores.json's seed_agreement")
     return parser.parse_args(argv)
 
 
@@ -105,7 +111,8 @@ def check_args(args) -> tuple[list, dict]:
     columns = json.loads(args.labels)
     if not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models):
         raise ValueError(f"--models must be a non-empty JSON list of model names, got {args.models!r}")
-    bad = [m for m in models if m.startswith(".") or not re.fullmatch(r"[A-Za-z0-9_.-]+", m)]
+    # An entry (a grid point may hold [ ] = ,) and optionally its seed: pca, multivi[n_latent=20]/seed-1.
+    bad = [m for m in models if m.startswith(".") or ".." in m or not MODEL_NAME.fullmatch(m)]
     if bad:
         raise ValueError(f"--models: not a model name: {bad}")
     if len(set(models)) != len(models):
@@ -124,7 +131,7 @@ def setup_logging(out_dir: Path) -> None:
         root.addHandler(handler)
 
 
-def score_model(model: str, ctx: dict, threads: int = 1):
+def score_model(model: str, ctx: dict, threads: int = 1, keep: dict | None = None):
     """(model, scores.json entry, UMAP coordinates or None) of one model's embedding.
 
     ``ctx``: ``results`` (folder), ``labels`` (Labels), ``metric_set``, ``unintegrated`` (array or None),
@@ -142,6 +149,8 @@ def score_model(model: str, ctx: dict, threads: int = 1):
         log.error("%s: cannot be scored: %s", model, message)
         return model, {"status": "error", "error": message}, None
     log.info("%s: %d cells x %d dimensions", model, *X.shape)
+    if keep is not None:
+        keep[model] = X
     entry = {"status": "ok", "error": None, "n_cells": int(X.shape[0]), "embedding_dim": int(X.shape[1])}
     entry.update(score_embedding(
         X, labels.cell_type, labels.batch, metric_set=ctx["metric_set"], unintegrated=ctx["unintegrated"],
@@ -248,14 +257,32 @@ def evaluate(args, threads: int, started: float) -> int:
         log.info("unintegrated reference: %s", unintegrated_info.get("what") or unintegrated_info["reason"])
 
     per_model, coords = {}, {}
+    umap_models = set(json.loads(args.umap_models)) if args.umap_models else set(models)
+    groups = json.loads(args.seed_groups)
+    grouped = {m for members in groups.values() for m in members}
+    embeddings = {}
     context = {"results": args.results, "labels": labels, "seed": args.seed, "umap": not args.no_umap,
                "metric_set": metric_set, "unintegrated": unintegrated,
                "reasons": _reasons(labels, unintegrated_info)}
-    for model in models:  # one after the other: forked workers measured no faster on 2 cores
-        _, entry, xy = score_model(model, context, threads)
+    for number, model in enumerate(models, start=1):  # one after the other: forked workers measured no faster on 2 cores
+        log.info("model %d of %d: %s", number, len(models), model)
+        _, entry, xy = score_model(model, {**context, "umap": context["umap"] and model in umap_models}, threads,
+                                   keep=embeddings if model in grouped else None)
         per_model[model] = entry
         if xy is not None:
             coords[model] = xy
+    seed_agreement = {}
+    if groups:
+        from multiverse_methods.scoring.stability import knn_overlap
+
+        start = time.perf_counter()
+        for name, members in groups.items():
+            present = [embeddings[m] for m in members if m in embeddings]
+            if len(present) >= 2:
+                seed_agreement[name] = {**knn_overlap(present), "models": [m for m in members if m in embeddings]}
+                log.info("%s: %d seeds share %.3f of their 15 nearest neighbours", name, len(present),
+                         seed_agreement[name]["knn_overlap"])
+        timing["seed_agreement"] = time.perf_counter() - start
 
     start = time.perf_counter()
     figures = write_figures(args.output, coords, labels, args.seed) if coords else {}
@@ -306,6 +333,7 @@ def evaluate(args, threads: int, started: float) -> int:
         },
         "skipped": skipped,
         "models": per_model,
+        "seed_agreement": seed_agreement,
         "umap": {"file": UMAP_FILE if coords else None, "models": list(coords)},
         "figures": figures,
         "versions": package_versions(
@@ -325,6 +353,9 @@ def evaluate(args, threads: int, started: float) -> int:
 
 
 def main(argv=None) -> int:
+    from multiverse_methods import deadline
+
+    deadline.start()
     started = time.perf_counter()
     args = parse_args(argv)
     threads = threads_from_env()

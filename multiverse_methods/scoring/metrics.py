@@ -194,6 +194,7 @@ def score_embedding(
                 log.warning("%s failed: %s\n%s", job, exc, traceback.format_exc())
                 done[job] = {"error": f"{type(exc).__name__}: {exc}"}
             timing[job] = time.perf_counter() - start
+            log.info("  %s: %.1f s on %d cells", job, timing[job], c.n)  # progress, metric by metric
         if "error" in done[job]:
             errors[metric.key] = done[job]["error"]
             continue
