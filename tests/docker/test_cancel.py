@@ -51,7 +51,7 @@ def test_stopping_a_run_kills_its_containers_and_keeps_finished_results(signum, 
     )
     try:
         def sleeper_running():
-            return engine.client.containers.list(filters={"label": f"{LABEL_JOB}=sleeper", "status": "running"})
+            return engine.client.containers.list(filters={"label": f"{LABEL_JOB}=tiny/sleeper/seed-0", "status": "running"})
 
         wait_for(lambda: (result_dir(out, "pca", tiny_h5mu) / "embeddings.h5ad").exists() and sleeper_running(), what="pca done, sleeper running")
         [container] = [c for c in sleeper_running() if str(proc.pid) == c.labels.get("io.multiverse.pid")]

@@ -7,7 +7,7 @@ import json
 import mudata
 import pytest
 
-from tests.conftest import CITE, real_data, run_cli
+from tests.conftest import CITE, real_data, records, result_dir, run_cli
 from tests.docker.test_evaluate import with_a_fifth_unlabelled
 
 pytestmark = pytest.mark.docker
@@ -22,18 +22,18 @@ def test_a_run_on_real_data_with_a_fifth_unlabelled_keeps_the_bio_metrics_and_th
                    "--output", out, "--report")
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["models"]["control_labels"]["status"] == "ok"
-    control_metrics = json.loads((out / "control_labels" / "metrics.json").read_text())
+    assert records(out)["control_labels"]["status"] == "ok"
+    control_metrics = json.loads((result_dir(out, "control_labels", path) / "metrics.json").read_text())
     assert control_metrics["n_unlabelled"] == len(idx)
-    scores = json.loads((out / "report" / "scores.json").read_text())
+    dataset = path.stem
+    scores = json.loads((out / "report" / dataset / "scores.json").read_text())
     assert scores["labels"]["cell_type"]["n_unlabelled"] == len(idx)
     for name in ("pca", "control_random", "control_labels"):
-        aggregates = scores["models"][name]["aggregates"]
+        aggregates = scores["models"][f"{name}/seed-0"]["aggregates"]
         assert aggregates["bio_conservation"] is not None and aggregates["total"] is not None, name
-    bio = {name: e["aggregates"]["bio_conservation"] for name, e in scores["models"].items()}
+    bio = {name.split("/")[0]: e["aggregates"]["bio_conservation"] for name, e in scores["models"].items()}
     assert bio["control_labels"] > bio["pca"] > bio["control_random"]
-    rows = {r["model"]: r for r in json.loads((out / "report" / "metrics.json").read_text())}
+    rows = {r["model"].split("/")[0]: r for r in json.loads((out / "report" / dataset / "metrics.json").read_text())}
     assert rows["pca"]["rank"] == 1
     page = (out / "report" / "report.html").read_text()
     assert f"{len(idx)} of {mdata.n_obs} cells have no cell type" in page

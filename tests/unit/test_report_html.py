@@ -14,7 +14,8 @@ def page(tmp_path, models, controls=CONTROLS):
     scores.update(aggregation={"bio_weight": 0.6, "batch_weight": 0.4}, labels={}, figures={},
                   metric_set={"name": "leiden-asw", "description": "test set", "metrics": {}})
     manifest.update(input={"path": "/data/x.h5mu", "n_cells": 600, "modalities": {}}, run_id="r1")
-    return render(tmp_path, scores, manifest).read_text()
+    (tmp_path / "x").mkdir(exist_ok=True)
+    return render(tmp_path, {"x": (scores, manifest)}, None, {}, manifest).read_text()
 
 
 def test_a_total_over_fewer_metrics_is_marked_not_comparable_in_the_page_and_the_tables(tmp_path):
@@ -22,7 +23,7 @@ def test_a_total_over_fewer_metrics_is_marked_not_comparable_in_the_page_and_the
     assert "Not comparable with the rows above" in text
     assert '<td class="rank">not comparable</td><td class="name">multivi' in text
     assert '<td class="rank">1</td><td class="name">pca' in text
-    rows = {r["model"]: r for r in json.loads((tmp_path / "metrics.json").read_text())}
+    rows = {r["model"]: r for r in json.loads((tmp_path / "x" / "metrics.json").read_text())}
     assert rows["multivi"]["comparable"] is False and rows["pca"]["rank"] == 1
     assert "Ranked by <b>total</b>" in text
 
