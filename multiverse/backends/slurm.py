@@ -383,7 +383,8 @@ class SlurmBackend:
     # ---------------------------------------------------------------- jobs
 
     def _folder(self, spec: ContainerSpec) -> Path:
-        return self.work / spec.name
+        # One flat folder per job ("+" never occurs in a job's name, which nests as dataset/entry/seed-s).
+        return self.work / spec.name.replace("/", "+")
 
     def _record(self, folder: Path) -> Optional[dict]:
         return read_json(folder / RECORD_FILE)
