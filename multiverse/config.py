@@ -227,7 +227,7 @@ def _resolve_model(name: str, config: RunnerConfig, catalog: dict[str, Method], 
     if method not in catalog:
         raise _unknown_model(method, source)
     spec = catalog[method]
-    params = {"seed": config.defaults.seed, **settings.params}
+    params = spec.params.resolve({"seed": config.defaults.seed, **settings.params})
     if "label_key" in {f.name for f in dataclasses.fields(spec.params)} and "label_key" not in params:
         params["label_key"] = config.labels.cell_type
     try:
