@@ -245,6 +245,7 @@ def _fit(data: Dataset, params: MultiviParams, threads: int, cpu_start: float) -
         extra_metrics={
             "epochs": epochs,
             "stopped_early": bool(epochs < params.max_epochs),
+            "n_latent": int(model.module.n_latent),
             "modalities_used": modalities,
             "batch_covariate": params.batch_key if batch_key else None,
             "cpu_seconds": round(time.process_time() - cpu_start, 2),

@@ -69,7 +69,7 @@ class PcaParams(MethodParams):
 
     #: Number of principal components kept as the embedding.
     n_components: int = 30
-    #: Highly variable genes kept for RNA (0 keeps all genes).
+    #: Genes of highest dispersion kept for RNA (0 keeps all genes).
     n_top_genes: int = 2000
     #: Most frequently open peaks kept for ATAC (0 keeps all peaks).
     n_top_peaks: int = 20000
@@ -104,12 +104,13 @@ class MofaParams(MethodParams):
     max_iter: int = 1000
     #: mofapy2's convergence criterion: "fast", "medium" or "slow".
     convergence_mode: Literal["fast", "medium", "slow"] = "fast"
-    #: Likelihood of each modality kind: RNA log-normalised (gaussian), ATAC binarised
-    #: (bernoulli), ADT CLR-normalised (gaussian).
+    #: Likelihood of each modality kind (gaussian, mofapy2's default, on RNA
+    #: log-normalised, ATAC TF-IDF, ADT CLR); poisson on RNA counts; bernoulli on
+    #: binarised ATAC (it lost the ATAC-only cell types of the synthetic data).
     likelihood_rna: Literal["gaussian", "poisson"] = "gaussian"
     likelihood_atac: Literal["gaussian", "bernoulli"] = "gaussian"
     likelihood_adt: Literal["gaussian"] = "gaussian"
-    #: Highly variable genes kept for RNA (0 keeps all).
+    #: Genes of highest dispersion kept for RNA (0 keeps all).
     n_top_genes: int = 2000
     #: Most frequently open peaks kept for ATAC (0 keeps all).
     n_top_peaks: int = 5000
@@ -138,9 +139,10 @@ class MultiviParams(MethodParams):
         "fast": {"max_epochs": 20, "lr": 1e-3, "early_stopping": False},
     }
 
-    #: Dimension of the latent space (scvi-tools' default when null: the square root
-    #: of the hidden layer width, itself min(128, sqrt(number of peaks, else genes))).
-    n_latent: Optional[int] = 20
+    #: Dimension of the latent space; null: scvi-tools' default, the square root of
+    #: the hidden layer width, itself min(128, sqrt(number of peaks, else of genes))
+    #: (4 on the 600-peak multiome starter file, 11 with 14,641 peaks or more).
+    n_latent: Optional[int] = None
     #: Upper bound on training epochs (scvi-tools' default for MultiVI: 500; early
     #: stopping may stop sooner).
     max_epochs: int = 500
@@ -197,8 +199,9 @@ class MowgliParams(MethodParams):
     w_regularization: float = 0.001
     #: Ground cost between features (a scipy cdist metric).
     cost: Literal["cosine", "correlation", "euclidean"] = "cosine"
-    #: Highly variable genes kept for RNA (0 keeps all). The cost of every LBFGS step
-    #: grows with the square of the features kept (800 as in Mowgli's PBMC vignette).
+    #: Highly variable genes (scanpy, flavour "seurat") kept for RNA (0 keeps all); the
+    #: cost of every LBFGS step grows with the square of the features kept (800 as in
+    #: Mowgli's PBMC vignette).
     n_top_genes: int = 800
     #: Highly variable peaks kept for ATAC (0 keeps all; 800 as in that vignette).
     n_top_peaks: int = 800
