@@ -240,6 +240,7 @@ class Entry(BaseModel):
         params = {**self.raw_params, "seed": seed}
         if self.external:
             return params, {}
+        params = self.spec.params.resolve(params)  # a preset fills what the user did not set
         fields = {f.name for f in dataclasses.fields(self.spec.params)}
         # One batch, one label: the run's columns reach every method that takes them, unless the entry sets its own.
         for param, role in LABEL_PARAMS.items():

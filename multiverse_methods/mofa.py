@@ -1,18 +1,22 @@
 """MOFA+ (mofapy2): a Bayesian factor model with one likelihood per modality.
 
-Each modality becomes one MOFA view, prepared for the likelihood it is given:
+Each modality becomes one MOFA view, prepared for the likelihood it is given
+(gaussian for every kind by default, as mofapy2's and muon's defaults):
 
-- RNA: the most variable genes; log-normalised counts with a gaussian likelihood,
-  or the raw counts of those genes with a poisson likelihood.
-- ATAC: the most frequently open peaks; binarised with a bernoulli likelihood,
-  or TF-IDF with a gaussian likelihood.
-- ADT: every protein, CLR-normalised, with a gaussian likelihood.
+- RNA: the genes of highest dispersion; log-normalised counts with a gaussian
+  likelihood, or the raw counts of those genes with a poisson likelihood.
+- ATAC: the most frequently open peaks; TF-IDF with a gaussian likelihood, or
+  binarised with a bernoulli likelihood.
+- ADT: every protein, the CLR of Stoeckius et al. per cell, gaussian.
 
-mofapy2's ``entry_point`` builds the model (one group, ARD prior on the weights,
-spike-and-slab weights, as mofapy2's defaults) and trains it by variational
-Bayes until the ELBO converges or ``max_iter`` iterations are done. The
-embedding is the expectation of the factor node Z (cells x factors, in input
-order). Nothing is written to disk: the trained model is not saved.
+Normalisation is computed on every feature of the modality, then reduced to the
+selection. mofapy2's ``entry_point`` builds the model with its own defaults (one
+group, features centred, no view scaling unless ``scale_views``, ARD prior on the
+weights, spike-and-slab weights, the ELBO every 5 iterations) and trains it by
+variational Bayes until the ELBO converges ("fast" by default) or ``max_iter``
+iterations are done. The embedding is the expectation of the factor node Z
+(cells x factors, in input order). Nothing is written to disk: the trained model
+is not saved.
 
 Training runs on one thread whatever the container's CPU share: mofapy2 makes
 many small numpy calls, and multi-threaded BLAS made them slower (2 threads:
@@ -82,21 +86,23 @@ def prepare_view(adata, name: str, kind: str, likelihood: str, params: MofaParam
     x, var_names = x[:, keep], var_names[keep]
     if is_counts:
         keep = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
-        x, var_names = x[:, keep], var_names[keep]
-    elif kind != "adt":
-        log.warning("%s (%s): no raw counts; using .X as it is, without feature selection", name, kind)
+    else:
+        keep = np.arange(x.shape[1])
+        if kind != "adt":
+            log.warning("%s (%s): no raw counts; using .X as it is, without feature selection", name, kind)
+    var_names = var_names[keep]
 
     if likelihood == "bernoulli":  # ATAC: open (any non-zero value) or not
-        y = (x != 0).astype(np.float64)
+        y = (x[:, keep] != 0).astype(np.float64)
     elif likelihood == "poisson":  # RNA: the counts themselves
         if not is_counts:
             raise NotApplicable(
                 f"likelihood_{kind}='poisson' needs raw counts, but modality '{name}' has none "
                 "(no layers['counts'] and .X is not integer-valued); use 'gaussian'"
             )
-        y = x
-    else:  # gaussian on the normalisation suited to the kind (log, TF-IDF, CLR)
-        y = preprocess.normalize(x, kind, is_counts)
+        y = x[:, keep]
+    else:  # gaussian on the normalisation suited to the kind, computed on every feature, then selected
+        y = preprocess.normalize(x, kind, is_counts)[:, keep]
     y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
 
     # Constant features carry nothing and mofapy2 warns about them (bernoulli: all open or all closed).

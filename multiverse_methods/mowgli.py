@@ -4,18 +4,23 @@ Runs the real method, the ``mowgli`` package 0.4.0 (GPL-3.0), on the stack it
 declares (torch 1.13, numpy 1.26, anndata 0.8, mudata 0.2): forced onto torch 2
 its LBFGS steps make no progress. The image is ``docker/mowgli.Dockerfile``.
 
-Every modality is made dense and non-negative, as Mowgli needs, following the
-preprocessing of Mowgli's vignettes and reproducibility scripts: RNA library-size
-normalised to 10^4 and log1p, ATAC TF-IDF, ADT the centred log-ratio of Seurat and
-muon (log1p(x / geometric mean), non-negative, unlike a centred CLR). Features are
-chosen on the raw counts (``preprocess.select_features``) and marked in
-``var["highly_variable"]``; only those are kept, which is what Mowgli trains on.
+Every modality is made dense and non-negative, as Mowgli needs, the way its
+authors' preprocessing scripts prepare these NeurIPS 2021 BMMC data
+(cantinilab/mowgli_reproducibility): RNA library-size normalised to 10^4 and
+log1p; ATAC TF-IDF as muon's ``atac.pp.tfidf`` defaults compute it; ADT Seurat's
+CLR of each protein across the cells (muon's ``prot.pp.clr`` default). The
+``n_top_genes`` / ``n_top_peaks`` most variable features of the normalised data
+(scanpy's ``highly_variable_genes``, flavour "seurat", as Mowgli's PBMC vignette
+selects them) and every protein are kept and marked in
+``var["highly_variable"]``, which is what Mowgli trains on.
 Training is ``MowgliModel.train`` on the CPU in float64 with LBFGS (its defaults),
 seeded; the embedding is ``obsm["W_OT"]`` (cells x latent_dim, non-negative, rows
 summing to 1).
 
-A run whose total loss does not fall is an error, not a result: that is what an
-optimiser that makes no progress looks like.
+Training must make real progress (``check_progress``): a run whose loss rose
+between outer iterations (inner optimisations stopped far from their optimum, the
+loss zig-zags and Mowgli's early stopping ends training) or whose loss did not
+fall at all is an error, not a result.
 """
 
 from __future__ import annotations
@@ -34,36 +39,26 @@ from multiverse_methods.params import MowgliParams
 PACKAGES = ("mowgli", "torch", "numpy", "scipy", "anndata", "mudata", "scanpy")
 log = logging.getLogger("multiverse_methods.mowgli")
 
-#: The total loss must end at least this fraction of its first value lower.
-MIN_RELATIVE_DECREASE = 1e-3
-
-
-
-
-def clr_nonnegative(x) -> np.ndarray:
-    """Seurat's (and muon's) CLR per cell: log1p(x / exp(mean(log1p(x)))), never negative."""
-    dense = np.asarray(sp.csr_matrix(x).toarray(), dtype=np.float64)
-    geometric = np.exp(np.log1p(dense).mean(axis=1, keepdims=True))
-    return np.log1p(dense / geometric)
 
 
 def _normalise(x, kind: str) -> np.ndarray:
+    """The normalisation of Mowgli's authors' preprocessing scripts, on raw counts."""
     if kind == "rna":
         return preprocess.log_normalize(x).toarray()
     if kind == "atac":
-        return preprocess.tfidf(x).toarray()
+        return preprocess.tfidf_log_tf_log_idf(x).toarray()
     if kind == "adt":
-        return clr_nonnegative(x)
+        return preprocess.clr_seurat(x, axis=0)
     raise NotApplicable(f"unknown modality kind {kind!r}")
 
 
-def _select_normalised(x, kind: str, params: MowgliParams) -> np.ndarray:
-    """Feature selection on data that arrive already normalised (no raw counts)."""
+def _select(normalised, kind: str, params: MowgliParams) -> np.ndarray:
+    """Highly variable features of the normalised data (scanpy, flavour "seurat"); ADT keeps all."""
     if kind == "rna":
-        return preprocess.top_variable(x, params.n_top_genes)
+        return preprocess.highly_variable_seurat(normalised, params.n_top_genes)
     if kind == "atac":
-        return preprocess.top_frequent(x, params.n_top_peaks)
-    return np.arange(x.shape[1])
+        return preprocess.highly_variable_seurat(normalised, params.n_top_peaks)
+    return np.arange(normalised.shape[1])
 
 
 def modality_anndata(adata, name: str, kind: str, params: MowgliParams):
@@ -75,16 +70,16 @@ def modality_anndata(adata, name: str, kind: str, params: MowgliParams):
     keep = preprocess.drop_empty_features(x)
     x = x[:, keep]
     if is_counts:
-        chosen = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
-        dense = _normalise(x[:, chosen], kind)
+        normalised = _normalise(x, kind)
     else:
         if x.data.size and x.data.min() < 0:
             raise NotApplicable(
                 f"modality '{name}' has no raw counts and its .X has negative values; "
                 "Mowgli needs non-negative data"
             )
-        chosen = _select_normalised(x, kind, params)
-        dense = x[:, chosen].toarray()
+        normalised = x.toarray()
+    chosen = _select(normalised, kind, params)
+    dense = normalised[:, chosen]
     if dense.shape[1] == 0:
         raise NotApplicable(f"modality '{name}' has no feature with a non-zero value")
     # float32 is anndata 0.8's default dtype (no conversion warning); Mowgli trains in float64.
@@ -113,6 +108,50 @@ def build_mudata(data: Dataset, params: MowgliParams):
         mod.obs_names = obs_names
         mods[name] = mod
     return mudata.MuData(mods)
+
+
+def stop_reason(losses: list[float], max_iter_outer: int, tol_outer: float) -> str:
+    """Why Mowgli's outer loop ended, by its own rule (``mowgli.utils.early_stop``).
+
+    ``losses`` holds two values per outer iteration (after the W, then the H
+    update). After each iteration Mowgli stops when the loss after the H update
+    rose by more than ``tol_outer`` since the previous iteration, or when the two
+    values of the iteration differ by less than ``tol_outer``.
+    """
+    if len(losses) >= 3:
+        if losses[-1] - losses[-3] > tol_outer:
+            return "loss rose"
+        if abs(losses[-1] - losses[-2]) < tol_outer:
+            return "converged"
+    if len(losses) // 2 >= max_iter_outer:
+        return "max_iter_outer"
+    return "interrupted"
+
+
+def check_progress(losses: list[float], reason: str, params: MowgliParams) -> None:
+    """Refuse an embedding that is not a solution of Mowgli's problem.
+
+    Alternating exact minimisations of W and H never raise the loss, so a rise
+    means that the inner LBFGS optimisations stopped far from their optimum; with
+    too few inner steps the loss zig-zags and Mowgli's own early stopping ends
+    training after a few outer iterations, with a first value high enough that
+    "the last loss is below the first" holds anyway. A run that stopped at
+    ``max_iter_outer`` while the loss still fell is kept (and says so in
+    ``stop_reason``).
+    """
+    if reason == "loss rose":
+        raise RuntimeError(
+            f"Mowgli stopped after {len(losses) // 2} outer iteration(s) because its loss rose "
+            f"({losses[-3]:.6g} -> {losses[-1]:.6g}): the W and H optimisations did not converge in "
+            f"max_iter_inner={params.max_iter_inner} LBFGS steps, so the embedding is not a solution "
+            "of Mowgli's problem. Raise max_iter_inner (Mowgli's default is 1000). "
+            f"Loss history: {[round(v, 6) for v in losses]}"
+        )
+    if len(losses) >= 2 and not losses[-1] < losses[0]:
+        raise RuntimeError(
+            f"Mowgli's optimiser made no progress: the total loss went from {losses[0]:.6g} to "
+            f"{losses[-1]:.6g} (loss history {[round(v, 6) for v in losses]})"
+        )
 
 
 class _LogProgress:
@@ -200,25 +239,25 @@ def fit(data: Dataset, params: MowgliParams) -> MethodResult:
         raise RuntimeError(f"Mowgli's loss is not finite: {losses}")
     first, last = losses[0], losses[-1]
     outer_done = len(losses) // 2
+    reason = stop_reason(losses, params.max_iter_outer, params.tol_outer)
     log.info(
-        "trained in %.1f s: %d outer iterations, total loss %.6g -> %.6g", train_s, outer_done, first, last
+        "trained in %.1f s: %d outer iterations, total loss %.6g -> %.6g; stopped: %s",
+        train_s, outer_done, first, last, reason,
     )
-    if not last < first - MIN_RELATIVE_DECREASE * abs(first):
-        raise RuntimeError(
-            f"Mowgli's optimiser made no progress: the total loss went from {first:.6g} to {last:.6g} "
-            f"in {outer_done} outer iterations (loss history {[round(v, 6) for v in losses]})"
-        )
+    check_progress(losses, reason, params)
     embedding = np.asarray(mdata.obsm["W_OT"], dtype=np.float32)
     return MethodResult(
         embedding=embedding,
         extra_metrics={
             # Two values per outer iteration: after the W update, then after the H update.
-            "loss_history": [round(v, 6) for v in losses],
-            "loss_first": round(first, 6),
-            "loss_last": round(last, 6),
+            "loss_history": [round(v, 9) for v in losses],
+            "loss_first": round(first, 9),
+            "loss_last": round(last, 9),
             "outer_iterations": outer_done,
-            "inner_loss_history": [round(float(v), 6) for v in model.losses_h],
+            "stop_reason": reason,
+            "inner_loss_history": [round(float(v), 9) for v in model.losses_h],
             "train_seconds": round(train_s, 2),
+            "seconds_per_outer_iteration": round(train_s / max(outer_done, 1), 2),
             "features": {name: int(mod.n_vars) for name, mod in mdata.mod.items()},
         },
     )

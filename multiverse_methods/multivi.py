@@ -6,11 +6,12 @@ counts) are reduced to the features detected in at least
 ``MULTIVI.setup_mudata`` registers (RNA as ``rna_layer``, ATAC as
 ``atac_layer``, ADT as ``protein_layer``; scvi-tools 1.4 has no
 ``setup_anndata`` for MultiVI any more). The batch column, when the input has
-it, becomes MultiVI's batch covariate. Training uses scvi-tools' defaults for
-MultiVI (AdamW, KL warm-up, adversarial modality mixing, early stopping on the
-validation reconstruction loss with a patience of 50 epochs) on the CPU unless
-``accelerator: gpu`` is asked for. The embedding is the mean of the joint
-latent posterior (``get_latent_representation()``).
+it, becomes MultiVI's batch covariate. Training is ``MULTIVI.train`` with its
+defaults (AdamW at lr 1e-4, at most 500 epochs, KL warm-up over 50 epochs,
+adversarial mixing, early stopping on the validation reconstruction loss with a
+patience of 50 epochs), on the CPU: the image holds the CPU build of torch.
+The embedding is the mean of the joint latent posterior
+(``get_latent_representation()``).
 
 Nothing is written outside a temporary folder under /tmp: lightning's
 checkpointing is off and scvi-tools' logger keeps the history in memory.
@@ -188,13 +189,6 @@ def fit(data: Dataset, params: MultiviParams) -> MethodResult:
     except RuntimeError:  # already set once in this process
         pass
 
-    if params.accelerator == "gpu" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "accelerator 'gpu' was asked for, but torch sees no CUDA device "
-            f"(torch {torch.__version__}, built for CUDA: {torch.version.cuda or 'no, a CPU build'}); "
-            "use accelerator: cpu, or an image with a CUDA build of torch on a GPU host"
-        )
-
     cpu_start = time.process_time()
     with warnings.catch_warnings():
         for message in QUIET_WARNINGS:
@@ -223,7 +217,7 @@ def _fit(data: Dataset, params: MultiviParams, threads: int, cpu_start: float) -
     model.train(
         max_epochs=params.max_epochs,
         lr=params.lr,
-        accelerator=params.accelerator,
+        accelerator="cpu",  # the image's torch is a CPU build
         devices=1,
         early_stopping=params.early_stopping,
         check_val_every_n_epoch=1,  # the validation loss in the history even without early stopping
@@ -251,6 +245,7 @@ def _fit(data: Dataset, params: MultiviParams, threads: int, cpu_start: float) -
         extra_metrics={
             "epochs": epochs,
             "stopped_early": bool(epochs < params.max_epochs),
+            "n_latent": int(model.module.n_latent),
             "modalities_used": modalities,
             "batch_covariate": params.batch_key if batch_key else None,
             "cpu_seconds": round(time.process_time() - cpu_start, 2),

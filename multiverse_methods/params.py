@@ -10,7 +10,7 @@ dependencies.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 #: Read by pydantic when the host validates a config: unknown keys are errors.
 _FORBID_EXTRA = {"extra": "forbid"}
@@ -27,11 +27,32 @@ class MethodParams:
 
     __pydantic_config__ = _FORBID_EXTRA
 
+    #: Named sets of values for the fields a user leaves unset. "default" is the
+    #: dataclass defaults themselves (the authors' recipe); a method may add others,
+    #: e.g. "fast" for smoke tests and quick looks. Resolved on the host (``resolve``).
+    PRESETS: ClassVar[dict[str, dict]] = {"default": {}}
+
     #: Random seed: the same seed on the same input gives the same embedding.
     seed: int = 0
+    #: Which preset filled the parameters not set explicitly (see PRESETS).
+    preset: str = "default"
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", "must be >= 0")
+        _require(
+            self.preset in self.PRESETS,
+            "preset",
+            f"must be one of {', '.join(repr(p) for p in self.PRESETS)} (got {self.preset!r})",
+        )
+
+    @classmethod
+    def resolve(cls, raw: dict) -> dict:
+        """The user's parameters with the chosen preset's values for every field left unset.
+
+        An explicit value always wins over the preset. An unknown preset name is left
+        in place for validation to reject with the list of known ones.
+        """
+        return {**cls.PRESETS.get(raw.get("preset", "default"), {}), **raw}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,7 +69,7 @@ class PcaParams(MethodParams):
 
     #: Number of principal components kept as the embedding.
     n_components: int = 30
-    #: Highly variable genes kept for RNA (0 keeps all genes).
+    #: Genes of highest dispersion kept for RNA (0 keeps all genes).
     n_top_genes: int = 2000
     #: Most frequently open peaks kept for ATAC (0 keeps all peaks).
     n_top_peaks: int = 20000
@@ -65,7 +86,17 @@ class PcaParams(MethodParams):
 
 @dataclass
 class MofaParams(MethodParams):
-    """MOFA+ (mofapy2): a factor model with one likelihood per modality."""
+    """MOFA+ (mofapy2): a factor model with one likelihood per modality.
+
+    Training options are mofapy2's ``entry_point`` defaults (10 factors, at most
+    1000 iterations, "fast" convergence, no view scaling).
+    """
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "default": {},
+        #: A rough look in seconds: a tenth of the iterations, and fewer features.
+        "fast": {"max_iter": 100, "n_top_genes": 500, "n_top_peaks": 1000},
+    }
 
     #: Number of latent factors.
     n_factors: int = 10
@@ -73,17 +104,19 @@ class MofaParams(MethodParams):
     max_iter: int = 1000
     #: mofapy2's convergence criterion: "fast", "medium" or "slow".
     convergence_mode: Literal["fast", "medium", "slow"] = "fast"
-    #: Likelihood of each modality kind: RNA log-normalised (gaussian), ATAC binarised
-    #: (bernoulli), ADT CLR-normalised (gaussian).
+    #: Likelihood of each modality kind (gaussian, mofapy2's default, on RNA
+    #: log-normalised, ATAC TF-IDF, ADT CLR); poisson on RNA counts; bernoulli on
+    #: binarised ATAC (it lost the ATAC-only cell types of the synthetic data).
     likelihood_rna: Literal["gaussian", "poisson"] = "gaussian"
-    likelihood_atac: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood_atac: Literal["gaussian", "bernoulli"] = "gaussian"
     likelihood_adt: Literal["gaussian"] = "gaussian"
-    #: Highly variable genes kept for RNA (0 keeps all).
+    #: Genes of highest dispersion kept for RNA (0 keeps all).
     n_top_genes: int = 2000
     #: Most frequently open peaks kept for ATAC (0 keeps all).
     n_top_peaks: int = 5000
-    #: Scale every view to unit variance (mofapy2's scale_views).
-    scale_views: bool = True
+    #: Scale every view to unit variance (mofapy2's scale_views; its default and
+    #: muon's are False).
+    scale_views: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,26 +128,38 @@ class MofaParams(MethodParams):
 
 @dataclass
 class MultiviParams(MethodParams):
-    """MultiVI (scvi-tools) on raw counts."""
+    """MultiVI (scvi-tools 1.4) on raw counts; training as ``MULTIVI.train``'s defaults.
 
-    #: Dimension of the latent space.
-    n_latent: int = 20
-    #: Upper bound on training epochs (early stopping may stop sooner).
-    max_epochs: int = 300
-    #: Learning rate of the Adam optimiser (scvi-tools' default for MultiVI).
+    Runs on the CPU only: the image holds the CPU build of torch.
+    """
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "default": {},
+        #: A rough look in a minute or two: 20 epochs at a ten times larger learning rate.
+        "fast": {"max_epochs": 20, "lr": 1e-3, "early_stopping": False},
+    }
+
+    #: Dimension of the latent space; null: scvi-tools' default, the square root of
+    #: the hidden layer width, itself min(128, sqrt(number of peaks, else of genes))
+    #: (4 on the 600-peak multiome starter file, 11 with 14,641 peaks or more).
+    n_latent: Optional[int] = None
+    #: Upper bound on training epochs (scvi-tools' default for MultiVI: 500; early
+    #: stopping may stop sooner).
+    max_epochs: int = 500
+    #: Learning rate of the AdamW optimiser (scvi-tools' default for MultiVI).
     lr: float = 1e-4
-    #: Stop when the validation loss stops improving.
+    #: Stop when the validation reconstruction loss has not improved for 50 epochs
+    #: (scvi-tools' default for MultiVI).
     early_stopping: bool = True
     #: obs column with the batch of each cell; ignored when absent from the input.
     batch_key: Optional[str] = "batch"
-    #: Keep features detected in at least this fraction of cells.
+    #: Keep features detected in at least this fraction of cells (1 %, as in the
+    #: MultiVI tutorial).
     min_cells_fraction: float = 0.01
-    #: "cpu", or "gpu" to ask for a GPU (the run fails if none is present).
-    accelerator: Literal["cpu", "gpu"] = "cpu"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(2 <= self.n_latent <= 200, "n_latent", "must be between 2 and 200")
+        _require(self.n_latent is None or 2 <= self.n_latent <= 200, "n_latent", "must be null or between 2 and 200")
         _require(self.max_epochs >= 1, "max_epochs", "must be >= 1")
         _require(0 < self.lr < 1, "lr", "must be between 0 and 1")
         _require(0 <= self.min_cells_fraction < 1, "min_cells_fraction", "must be in [0, 1)")
@@ -124,9 +169,16 @@ class MultiviParams(MethodParams):
 class MowgliParams(MethodParams):
     """Mowgli: integrative NMF with optimal transport (cantinilab `mowgli` 0.4.0).
 
-    Defaults are Mowgli's own except where marked: the iteration caps and feature
-    counts are lowered so that a few hundred cells train in minutes on a CPU.
+    Defaults are Mowgli's own (``MowgliModel`` and ``MowgliModel.train``), with the
+    latent dimension of its README and the feature counts of its PBMC vignette.
     """
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "default": {},
+        #: Smoke tests and quick looks: a fifth of the inner LBFGS steps, at most 20
+        #: outer iterations and fewer features; see docs/METHODS.md for what it costs.
+        "fast": {"max_iter_inner": 200, "max_iter_outer": 20, "n_top_genes": 300, "n_top_peaks": 300},
+    }
 
     #: Number of latent dimensions (columns of W); 15 as in Mowgli's README.
     latent_dim: int = 15
@@ -134,8 +186,8 @@ class MowgliParams(MethodParams):
     #: Training stops earlier when the loss settles (tol_outer) or rises again.
     max_iter_outer: int = 100
     #: LBFGS steps of each inner optimisation, one for W and one for H per outer
-    #: iteration (Mowgli: 1000; lowered for CPU runs, see docs/METHODS.md).
-    max_iter_inner: int = 100
+    #: iteration (Mowgli: 1000).
+    max_iter_inner: int = 1000
     #: Entropic regularisation of the optimal transport problems.
     eps: float = 0.05
     #: Entropic regularisation of the dictionaries H, per modality kind
@@ -147,10 +199,11 @@ class MowgliParams(MethodParams):
     w_regularization: float = 0.001
     #: Ground cost between features (a scipy cdist metric).
     cost: Literal["cosine", "correlation", "euclidean"] = "cosine"
-    #: Highly variable genes kept for RNA (0 keeps all). The cost of every LBFGS step
-    #: grows with the square of the features kept (800 as in Mowgli's PBMC vignette).
+    #: Highly variable genes (scanpy, flavour "seurat") kept for RNA (0 keeps all); the
+    #: cost of every LBFGS step grows with the square of the features kept (800 as in
+    #: Mowgli's PBMC vignette).
     n_top_genes: int = 800
-    #: Most frequently open peaks kept for ATAC (0 keeps all).
+    #: Highly variable peaks kept for ATAC (0 keeps all; 800 as in that vignette).
     n_top_peaks: int = 800
     #: Tolerance on the change of the loss between outer iterations.
     tol_outer: float = 1e-4

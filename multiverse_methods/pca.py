@@ -1,10 +1,11 @@
 """PCA baseline (scanpy): per-modality normalisation, scaling, balanced weighting.
 
 Each modality is normalised as suits its kind (RNA log-normalised, ATAC TF-IDF,
-ADT CLR), reduced to its informative features, scaled to unit variance per
-feature (clipped at 10 like ``sc.pp.scale``), and weighted so every modality
-contributes the same total variance; ``sc.pp.pca`` then runs on the
-concatenation with a fixed seed.
+ADT the CLR of Stoeckius et al.; see ``preprocess``), reduced to its selected
+features (RNA: the genes of highest dispersion, ATAC: the most frequently open
+peaks), centred and scaled to unit variance per feature (clipped at +-10 like
+``sc.pp.scale(max_value=10)``), and weighted so every modality contributes the
+same total variance; ``sc.pp.pca`` then runs on the concatenation with a fixed seed.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ log = logging.getLogger("multiverse_methods.pca")
 
 def modality_block(adata, name: str, kind: str, params: PcaParams) -> np.ndarray:
     x, is_counts = preprocess.expression(adata, name)
-    keep = preprocess.drop_empty_features(x)
-    x = x[:, keep]
-    if is_counts:
-        keep = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
-        x = x[:, keep]
-    x = np.asarray(preprocess.normalize(x, kind, is_counts).toarray(), dtype=np.float64)
+    x = x[:, preprocess.drop_empty_features(x)]
+    keep = (
+        preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
+        if is_counts else np.arange(x.shape[1])
+    )
+    # Normalised on every feature (library sizes, TF-IDF terms), then reduced to the selection.
+    x = np.asarray(preprocess.normalize(x, kind, is_counts)[:, keep].toarray(), dtype=np.float64)
     x -= x.mean(axis=0)
     sd = x.std(axis=0)
     x = x[:, sd > 0] / sd[sd > 0]

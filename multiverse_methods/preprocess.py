@@ -1,8 +1,10 @@
-"""Per-modality preprocessing shared by the methods (numpy/scipy only).
+"""Per-modality preprocessing shared by the methods.
 
-RNA: library-size normalisation and log1p; ATAC: TF-IDF; ADT: centred log-ratio.
-Feature selection keeps the most variable genes and the most frequently open
-peaks. Works with the old numpy/scipy of the Mowgli image as well.
+RNA: library-size normalisation and log1p; ATAC: TF-IDF (two variants, below);
+ADT: a centred log-ratio (two variants, below). Feature selection: the genes of
+highest dispersion, the most frequently open peaks, or scanpy's highly variable
+features. numpy/scipy (scanpy only for ``highly_variable_seurat``); works with the
+old numpy/scipy/scanpy of the Mowgli image as well.
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ def log_normalize(x, target_sum: float = 1e4):
 
 
 def tfidf(x):
-    """TF-IDF of accessibility counts (as in Signac/muon), log-scaled."""
+    """TF-IDF of binarised accessibility: log1p(1e4 * tf * idf).
+
+    tf = open peaks of the cell / peaks open in the cell, idf = log(1 + n_cells /
+    (1 + cells in which the peak is open)).
+    """
     x = sp.csr_matrix(x, dtype=np.float32, copy=True)
     x.data[:] = 1.0  # accessibility as binary
     per_cell = np.asarray(x.sum(axis=1)).ravel()
@@ -72,14 +78,49 @@ def tfidf(x):
     return x
 
 
+def tfidf_log_tf_log_idf(x):
+    """TF-IDF of accessibility counts as muon's ``atac.pp.tfidf`` defaults compute it.
+
+    log1p(1e4 * counts / counts of the cell) * log1p(n_cells / counts of the peak),
+    on the counts themselves (not binarised). Mowgli's authors preprocess ATAC so.
+    """
+    x = sp.csr_matrix(x, dtype=np.float64, copy=True)
+    per_cell = np.asarray(x.sum(axis=1)).ravel()
+    per_cell[per_cell == 0] = 1.0
+    per_peak = np.asarray(x.sum(axis=0)).ravel()
+    idf = np.log1p(x.shape[0] / np.where(per_peak > 0, per_peak, np.inf))
+    x = (sp.diags(1e4 / per_cell) @ x).tocsr()
+    x.data = np.log1p(x.data)
+    return (x @ sp.diags(idf)).tocsr().astype(np.float32)
+
+
 def clr(x):
-    """Centred log-ratio of protein counts, per cell (Seurat's margin 2)."""
+    """The CLR of Stoeckius et al. (2017), per cell: log(1 + x) minus its mean over the cell's proteins.
+
+    Negative values occur. (muon's ``prot.pp.clr(flavor="stoeckius", axis=1)``.)
+    """
     dense = np.log1p(np.asarray(sp.csr_matrix(x).toarray(), dtype=np.float32))
     return sp.csr_matrix(dense - dense.mean(axis=1, keepdims=True))
 
 
+def clr_seurat(x, axis: int = 0) -> np.ndarray:
+    """Seurat's CLR: log1p(x / exp(mean(log1p(x)))), never negative; dense float64.
+
+    ``axis=0`` (muon's ``prot.pp.clr`` default, Seurat's ``margin = 1``): each
+    protein across the cells. ``axis=1`` (Seurat's ``margin = 2``): each cell
+    across its proteins.
+    """
+    dense = np.asarray(sp.csr_matrix(x).toarray(), dtype=np.float64)
+    geometric = np.exp(np.log1p(dense).mean(axis=axis, keepdims=True))
+    return np.log1p(dense / geometric)
+
+
 def top_variable(x, n: int) -> np.ndarray:
-    """Indices of the n features with the highest dispersion (variance / mean) of x."""
+    """Indices of the n features with the highest dispersion (variance / mean) of x.
+
+    On log-normalised expression, a plain ranking: unlike Seurat's (and scanpy's
+    "seurat" flavour) dispersions are not normalised within bins of mean expression.
+    """
     if n <= 0 or n >= x.shape[1]:
         return np.arange(x.shape[1])
     mean = np.asarray(x.mean(axis=0)).ravel()
@@ -87,6 +128,23 @@ def top_variable(x, n: int) -> np.ndarray:
     var = np.asarray(sq.mean(axis=0)).ravel() - mean**2
     dispersion = np.where(mean > 0, var / np.maximum(mean, 1e-12), 0.0)
     return np.sort(np.argsort(-dispersion, kind="stable")[:n])
+
+
+def highly_variable_seurat(x, n: int) -> np.ndarray:
+    """Indices of the n most variable features of log-normalised data x, as scanpy picks them.
+
+    scanpy's ``highly_variable_genes(flavor="seurat", n_top_genes=n)``: dispersions
+    of expm1(x), normalised within 20 bins of mean expression, ranked. Needs scanpy
+    (every method image has it).
+    """
+    if n <= 0 or n >= x.shape[1]:
+        return np.arange(x.shape[1])
+    import anndata
+    import scanpy as sc
+
+    adata = anndata.AnnData(X=sp.csr_matrix(x, dtype=np.float32))
+    sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=n)
+    return np.flatnonzero(adata.var["highly_variable"].to_numpy())
 
 
 def top_frequent(x, n: int) -> np.ndarray:
@@ -98,7 +156,8 @@ def top_frequent(x, n: int) -> np.ndarray:
 
 
 def select_features(x, kind: str, n_top_genes: int, n_top_peaks: int) -> np.ndarray:
-    """Feature selection suited to the modality kind (ADT keeps every protein)."""
+    """Feature selection on counts: the genes of highest dispersion of the log-normalised
+    RNA, the most frequently open peaks; ADT keeps every protein."""
     if kind == "rna":
         return top_variable(log_normalize(x), n_top_genes)
     if kind == "atac":

@@ -1,11 +1,13 @@
 """The five real methods, trained in their own images on small synthetic data.
 
 A biologist runs every method at once on paired data with known cell types and
-expects: each finishes inside its limits, each embedding keeps the cells apart by
-type far better than a random embedding does, a rerun with the same seed gives
-the same numbers, and a parameter set in the config is the one the method used.
-The iteration counts come from ``configs/smoke.yaml``: a few epochs each, so the
-whole module trains every method three times in a few minutes on 2 cores.
+expects: each finishes, each embedding keeps the cells apart by type far better
+than a random embedding does, each integrating method tells apart cell types
+that differ in one modality only (which an embedding of one modality cannot), a
+rerun with the same seed gives the same numbers, and a parameter or preset set
+in the config is the one the method used. The iteration counts come from
+``configs/smoke.yaml`` (``preset: fast``), so the whole module trains every
+method three times in minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -82,17 +84,14 @@ def rna_adt_run(images, tiny_adt_h5mu, tmp_path_factory):
     return run_smoke(tiny_adt_h5mu, tmp_path_factory.mktemp("methods") / "rna_adt")
 
 
-def test_all_five_methods_finish_two_at_a_time_each_within_its_limits(rna_atac_run, tiny_h5mu):
+def test_all_five_methods_finish_two_at_a_time_sharing_the_cpus(rna_atac_run, tiny_h5mu):
     manifest = json.loads((rna_atac_run / "manifest.json").read_text())
     assert manifest["parallel_jobs"] == 2
     input_cells = md.read_h5mu(tiny_h5mu).obs_names
     for model in METHODS:
         entry = manifest["models"][model]
         assert entry["status"] == "ok", (model, entry["reason"])
-        limits = entry["limits"]
-        assert entry["duration_s"] < limits["timeout"], model
-        assert entry["peak_memory_mb"] * 2**20 < limits["memory"], model
-        assert limits["cpus"] == pytest.approx(1.0), "two jobs share the two CPUs equally"
+        assert entry["limits"]["cpus"] == pytest.approx(1.0), "two jobs share the two CPUs equally"
         embedding = embedding_of(rna_atac_run, model)
         assert list(embedding.obs_names) == list(input_cells), model
         assert np.isfinite(embedding.obsm["X_emb"]).all(), model
@@ -113,14 +112,126 @@ def test_every_method_separates_the_known_cell_types_far_better_than_random(run,
     assert not weak, f"kNN accuracy {weak} (random control {random_score:.3f}; all: {scores})"
 
 
-def test_mowgli_loss_falls_during_training(rna_atac_run, rna_adt_run):
+#: The fixtures' twin types (multiverse.synthetic): each pair has one profile in one
+#: modality and differs only in the other, named here.
+TWINS = {("type_0", "type_1"): "second", ("type_2", "type_3"): "rna"}
+#: An embedding "tells a twin pair apart" when a leave-one-out 15-nearest-neighbour vote
+#: among the pair's ~65 cells recovers the type this often. Chance is 0.5 (a little
+#: less, leave-one-out); PCA of one modality alone scores 0.46-0.56 on the pair that
+#: modality cannot see (while it separates all types overall at kNN 0.84-0.88, which
+#: the test above accepts) and PCA of both modalities 0.94-1.0 (measured when this
+#: was written).
+MIN_TWIN_ACCURACY = 0.8
+
+
+def twin_accuracy(embedding: np.ndarray, labels: np.ndarray, pair: tuple[str, str], k: int = 15) -> float:
+    """How often the k nearest cells of the pair, by majority, share a cell's type."""
+    inside = np.isin(labels, pair)
+    return knn_accuracy(np.asarray(embedding)[inside], labels[inside], k=k)
+
+
+def twin_scores(embedding, labels) -> dict:
+    return {f"{a}/{b}": round(twin_accuracy(embedding, labels, (a, b)), 3) for a, b in TWINS}
+
+
+@pytest.fixture(scope="module")
+def one_modality_runs(images, tiny_h5mu, tiny_adt_h5mu, tmp_path_factory) -> dict:
+    """PCA of each fixture's RNA alone and of its second modality alone (the same PCA wrapper)."""
+    out = {}
+    root = tmp_path_factory.mktemp("one_modality")
+    for run, path in (("rna_atac_run", tiny_h5mu), ("rna_adt_run", tiny_adt_h5mu)):
+        data = md.read_h5mu(path)
+        for name in data.mod:
+            single = md.MuData({name: data.mod[name]})
+            single.obs = data.obs.copy()
+            file = root / f"{run}_{name}.h5mu"
+            single.write(str(file))
+            proc = run_cli("run", "--config", SMOKE, "--models", "pca", "--input", file,
+                           "--output", root / f"{run}_{name}", "--no-report")
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            kind = "rna" if name == "rna" else "second"
+            out[(run, kind)] = embedding_of(root / f"{run}_{name}", "pca").obsm["X_emb"]
+    return out
+
+
+@pytest.mark.parametrize("run", ["rna_atac_run", "rna_adt_run"])
+def test_an_embedding_of_one_modality_alone_cannot_tell_apart_the_twins_of_that_modality(
+    run, one_modality_runs, tiny_h5mu, tiny_adt_h5mu
+):
+    labels = md.read_h5mu(tiny_h5mu if run == "rna_atac_run" else tiny_adt_h5mu).obs["cell_type"].astype(str).to_numpy()
+    for kind in ("rna", "second"):
+        scores = {pair: twin_accuracy(one_modality_runs[(run, kind)], labels, pair) for pair in TWINS}
+        for pair, differs_in in TWINS.items():
+            if differs_in == kind:
+                assert scores[pair] >= MIN_TWIN_ACCURACY, (kind, pair, scores)  # it sees this pair
+            else:
+                assert scores[pair] < MIN_TWIN_ACCURACY - 0.15, (kind, pair, scores)  # blind to this one
+
+
+#: Methods that do not tell both twin pairs apart with the smoke settings (measured
+#: twin accuracies type_0/1, type_2/3 when this was written); strict, so that a fix
+#: shows up as a failure here until the mark is removed. See docs/METHODS.md.
+KNOWN_MISSES = {
+    ("rna_atac_run", "multivi"): "misses the ATAC-only difference (0.58, 0.91)",
+    ("rna_adt_run", "multivi"): "misses part of the RNA-only difference (1.0, 0.77)",
+    ("rna_atac_run", "mowgli"): "misses the RNA-only difference (0.98, 0.36)",
+    ("rna_adt_run", "mowgli"): "misses the RNA-only difference (1.0, 0.62)",
+    ("rna_atac_run", "cobolt"): "misses the ATAC-only difference (0.55, 1.0)",
+}
+
+
+def _twin_cases():
+    for run in ("rna_atac_run", "rna_adt_run"):
+        for method in METHODS:
+            reason = KNOWN_MISSES.get((run, method))
+            # raises=AssertionError: only a miss is expected, a failed run is still an error.
+            marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)] if reason else []
+            yield pytest.param(run, method, marks=marks, id=f"{run}-{method}")
+
+
+@pytest.mark.parametrize("run, method", list(_twin_cases()))
+def test_each_method_tells_apart_twin_types_that_differ_in_one_modality_only(run, method, request, tiny_h5mu, tiny_adt_h5mu):
+    out = request.getfixturevalue(run)
+    labels = md.read_h5mu(tiny_h5mu if run == "rna_atac_run" else tiny_adt_h5mu).obs["cell_type"].astype(str).to_numpy()
+    scores = twin_scores(embedding_of(out, method).obsm["X_emb"], labels)
+    assert min(scores.values()) >= MIN_TWIN_ACCURACY, f"{method}: twin accuracy {scores}"
+
+
+def test_mowgli_converges_with_a_loss_that_falls_at_every_outer_iteration(rna_atac_run, rna_adt_run):
     for out in (rna_atac_run, rna_adt_run):
         metrics = metrics_of(out, "mowgli")
-        history = metrics["loss_history"]
-        assert len(history) >= 4, history
-        assert metrics["loss_last"] < metrics["loss_first"], history
-        after_w_steps = history[::2]  # the total loss after each outer iteration's W update
-        assert after_w_steps[-1] < after_w_steps[0], history
+        assert metrics["stop_reason"] == "converged", metrics["loss_history"]
+        after_h = metrics["loss_history"][1::2]  # the total loss at the end of each outer iteration
+        assert len(after_h) >= 3, after_h
+        tol = metrics["params"]["tol_outer"]
+        assert all(b <= a + tol for a, b in zip(after_h, after_h[1:])), after_h
+
+
+def test_mowgli_with_too_few_inner_steps_is_a_method_error_not_a_result(images, tiny_h5mu, tmp_path):
+    """20 inner LBFGS steps: the loss zig-zags and Mowgli stops itself after 3 outer iterations."""
+    config = tmp_path / "few_steps.yaml"
+    settings = json.loads(json.dumps(SMOKE_CONFIG))
+    settings["models"] = {"mowgli": {"params": {**SMOKE_CONFIG["models"]["mowgli"]["params"], "max_iter_inner": 20}}}
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    proc = run_cli("run", "--config", config, "--input", tiny_h5mu, "--output", out, "--no-report")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    entry = json.loads((out / "manifest.json").read_text())["models"]["mowgli"]
+    assert entry["status"] == "method error", entry
+    assert "loss rose" in entry["reason"] and "max_iter_inner" in entry["reason"], entry["reason"]
+    assert not (out / "mowgli" / "embeddings.h5ad").exists()
+
+
+def test_the_preset_that_ran_is_in_metrics_json(rna_atac_run):
+    from multiverse_methods.registry import METHODS as REGISTRY
+
+    for model in METHODS:
+        settings = SMOKE_CONFIG["models"][model].get("params", {})
+        params = metrics_of(rna_atac_run, model)["params"]
+        preset = settings.get("preset", "default")
+        assert params["preset"] == preset, model
+        for key, value in REGISTRY[model].params.PRESETS[preset].items():
+            assert params[key] == settings.get(key, value), (model, key)
 
 
 def test_the_same_seed_gives_an_identical_embedding(rna_atac_run, tiny_h5mu, tmp_path):
