@@ -298,16 +298,19 @@ def read_config_file(path: Path) -> RunnerConfig:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from None
     base = path.parent
-    if config.input is not None and not config.input.is_absolute():
-        config.input = base / config.input
-    if not config.output.is_absolute():
-        config.output = base / config.output
+
+    def near(target: Path) -> Path:
+        """A path relative to the config file's folder, written without ../ detours."""
+        return target if target.is_absolute() else Path(os.path.normpath(base / target))
+
+    if config.input is not None:
+        config.input = near(config.input)
+    config.output = near(config.output)
     for name, dataset in config.datasets.items():
         if isinstance(dataset, DatasetSettings):
-            if not dataset.path.is_absolute():
-                dataset.path = base / dataset.path
-        elif not Path(dataset).is_absolute():
-            config.datasets[name] = base / dataset
+            dataset.path = near(dataset.path)
+        else:
+            config.datasets[name] = near(Path(dataset))
     if config.slurm.images is not None and not config.slurm.images.is_absolute():
         config.slurm.images = base / config.slurm.images
     return config
