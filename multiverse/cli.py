@@ -72,9 +72,9 @@ def cli() -> None:
 @click.option("--models", multiple=True, metavar="NAME...",
               help="Models to run (space- or comma-separated). Default: every model in the config.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="Input .h5mu (paired modalities) or .h5ad file. Overrides the config.")
+              help="Input .h5mu (paired modalities), .h5ad or Cell Ranger .h5 file: one dataset. Overrides the config.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
-              help="Output folder; each model writes <output>/<model>/. Overrides the config.")
+              help="Output folder; each job writes <output>/<dataset>/<model>/seed-<s>/. Overrides the config.")
 @click.option("--jobs", "-j", type=int, help="Models to run at the same time (default 1).")
 @click.option("--force", is_flag=True, help="Rerun models even when a valid result with the same key exists.")
 @click.option("--report/--no-report", "report", default=None,
@@ -85,13 +85,14 @@ def cli() -> None:
                    "'backend', else docker.")
 @click.option("--dry-run", is_flag=True, help="Only show the job grid (as 'multiverse plan' does); start nothing.")
 def run(config_path, models, input_path, output_path, jobs, force, report, backend_name, dry_run) -> None:
-    """Train the chosen methods on the input, one container each, and check their results.
+    """Train the chosen methods on the input (or every dataset of the config), one container per
+    dataset, model, grid point and seed, and check their results.
 
-    Each model's result lands in OUTPUT/<model>/ (embeddings.h5ad, metrics.json,
-    log.txt) only once it passed validation; a failed model's attempt is kept in
-    OUTPUT/.multiverse/failed/<model>/ and never replaces an earlier result.
-    A model whose earlier result is still valid and was made by the same image,
-    input, parameters and seed is kept (shown as "cached"); --force reruns it.
+    Each job's result lands in OUTPUT/<dataset>/<model>/seed-<s>/ (embeddings.h5ad,
+    metrics.json, log.txt, provenance.json) only once it passed validation; a failed
+    attempt is kept in OUTPUT/.multiverse/failed/ and never replaces an earlier result.
+    A job whose earlier result is still valid and has the same key (everything that
+    reached its container) is kept (shown as "cached"); --force reruns it.
     OUTPUT/manifest.json records what ran. Flags override runner_config.yaml.
     """
     from multiverse import api
