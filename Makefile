@@ -63,9 +63,10 @@ test: build-all browser podman slurm  ## the whole test suite: real engines (Doc
 test-unit: setup  ## only the tests that need no Docker engine
 	$(BIN)/pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: build-all $(DATA)  ## the benchmarks under bench/ (about an hour on 2 cores)
+bench: build-all $(DATA)  ## the quick benchmarks under bench/ (about an hour on 2 cores; scaling.py runs for hours alone)
 	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/parallel_jobs.py
+	$(BIN)/python bench/campaign_overhead.py
 	$(BIN)/python bench/evaluation_time.py
 	$(BIN)/python bench/methods.py
 

@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Optional
 
+from multiverse.errors import MultiverseError
 from multiverse.plan import MANIFEST_FILE, Job, Plan
 from multiverse.runner.execute import cached_result
 from multiverse.runner.provenance import result_key
@@ -51,23 +52,25 @@ def expected_seconds(job: Job, history: list[dict]) -> Optional[float]:
 def preview(plan: Plan, backend=None) -> list[Row]:
     history = _history(plan)
     image_ids: dict[str, Optional[str]] = {}
+    missing: dict[str, str] = {}  # image -> why its id is unknown
     rows = []
     for job in plan.jobs:
         if job.not_applicable:
             rows.append(Row(job, "not applicable", detail=job.not_applicable))
             continue
         if job.image not in image_ids:
-            try:
-                image_ids[job.image] = backend.resolve_image(job.image) if backend else None
-            except Exception as exc:  # noqa: BLE001 - a preview reports, it does not fail
-                image_ids[job.image] = None
-                rows_detail = getattr(exc, "message", str(exc))
-                image_ids[job.image + "#why"] = rows_detail
+            image_ids[job.image] = None
+            if backend is None:
+                missing[job.image] = "no engine to look the image up"
+            else:
+                try:
+                    image_ids[job.image] = backend.resolve_image(job.image)
+                except MultiverseError as exc:  # a preview reports, it does not fail
+                    missing[job.image] = exc.message
         image_id = image_ids[job.image]
         expected = expected_seconds(job, history)
         if image_id is None:
-            why = image_ids.get(job.image + "#why", "no engine to look the image up")
-            rows.append(Row(job, "unknown", expected, why))
+            rows.append(Row(job, "unknown", expected, missing[job.image]))
         elif cached_result(job, result_key(job, image_id)) is not None:
             rows.append(Row(job, "cached"))
         else:
