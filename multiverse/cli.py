@@ -226,9 +226,13 @@ class _cancel_on_signals:
         self.previous = {}
 
     def _handler(self, signum, frame) -> None:
-        if not self.cancel.is_set():
-            err_console.print(f"\n[yellow]{signal.Signals(signum).name}: stopping every running container...[/]")
-        self.cancel.set()
+        first = not self.cancel.is_set()
+        self.cancel.set()  # first: on a hung-up terminal the message below cannot be written
+        if first:
+            try:
+                err_console.print(f"\n[yellow]{signal.Signals(signum).name}: stopping every running container...[/]")
+            except OSError:
+                pass
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -17,7 +17,7 @@ import mudata as md
 import numpy as np
 import pytest
 
-from tests.conftest import require_images, run_cli
+from tests.conftest import require_images, result_dir, run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -50,7 +50,7 @@ def cobolt_run(engine, multiome_h5mu, tmp_path_factory):
         "run", "--models", "cobolt", "--input", multiome_h5mu, "--output", cwd / "out", "--no-report", cwd=cwd
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return cwd / "out" / "cobolt"
+    return result_dir(cwd / "out", "cobolt", multiome_h5mu)
 
 
 def test_cobolt_runs_with_the_authors_settings(cobolt_run):
