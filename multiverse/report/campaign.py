@@ -13,11 +13,13 @@ dataset cannot be scaled there (the controls do not span it: typically a
 batch metric, where both controls mix batches perfectly); it is left out of
 that dataset's scaled scores, and the report lists it.
 
-**Failures count as the worst.** A method with no scored result on a dataset
-(failed, timed out, not applicable, out of memory) gets, for each metric, the
-worst scaled value any model reached on that dataset, and never more than 0
-(the random control): a failure never helps a method's rank and is never
-silently dropped.
+**Failures count as the worst.** Every job (one seed) is scaled on its own and
+a method's value on a dataset is the mean over its jobs. A job without a score
+(failed, timed out, not applicable, out of memory), or a metric that failed on
+a scored job, gets the worst scaled value any model reached on that metric and
+dataset, and never more than 0 (the random control): a failure never helps a
+method's rank and is never silently dropped. The controls, being the scale,
+are averaged over their scored seeds only.
 
 **Aggregation.** Per method, each scaled metric is averaged over datasets;
 bio conservation and batch correction are the means of their groups' averaged
@@ -94,24 +96,33 @@ def scale_dataset(scores: dict, view: dict) -> tuple[dict[str, dict], dict[str, 
         elif labels - random < MIN_SPREAD:
             excluded[key] = (f"the label control ({labels:.3f}) does not beat the random control ({random:.3f}) "
                              f"by {MIN_SPREAD}: the controls do not span this metric here")
+    scalable = [key for key in keys if key not in excluded]
+    # Each job (one seed) is scaled on its own; a job without a score, or a metric that failed on a
+    # scored job, is marked None here and gets the dataset's worst value below.
+    per_job: dict[str, list[dict]] = {}
+    for entry, info in _entries(view).items():
+        jobs = []
+        for job in info["jobs"]:
+            result = scores["models"].get(job, {})
+            ok = result.get("status") == "ok"
+            row = {}
+            for key in scalable:
+                value = result.get("metrics", {}).get(key) if ok else None
+                random, labels = controls[RANDOM][key], controls[LABELS][key]
+                row[key] = None if value is None else (value - random) / (labels - random)
+            jobs.append(row)
+        per_job[entry] = jobs
+    worst = {key: min([0.0] + [row[key] for jobs in per_job.values() for row in jobs if row[key] is not None])
+             for key in scalable}
     scaled: dict[str, dict] = {}
-    for entry, info in means.items():
-        row = {}
-        for key in keys:
-            value = info[key]
-            if key in excluded or value is None or not info["n_scored"]:
-                row[key] = None
-                continue
-            random, labels = controls[RANDOM][key], controls[LABELS][key]
-            row[key] = (value - random) / (labels - random)
-        scaled[entry] = row
-    for key in keys:
-        if key in excluded:
+    for entry, jobs in per_job.items():
+        scaled[entry] = {key: None for key in keys}
+        if means[entry]["control"]:  # the controls are the scale itself: their scored seeds only
+            for key in scalable:
+                scaled[entry][key] = _mean(row[key] for row in jobs)
             continue
-        worst = min([0.0] + [r[key] for r in scaled.values() if r[key] is not None])
-        for entry, info in means.items():
-            if not info["n_scored"]:
-                scaled[entry][key] = worst  # a failure counts as the worst score on this dataset
+        for key in scalable:  # a failure counts as the worst score on this dataset
+            scaled[entry][key] = _mean(worst[key] if row[key] is None else row[key] for row in jobs)
     return scaled, excluded
 
 

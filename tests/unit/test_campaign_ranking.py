@@ -65,6 +65,24 @@ def test_a_failure_is_never_above_the_random_control():
     assert rows["a"]["rank"] == 1 and rows["b"]["rank"] == 2
 
 
+def test_a_failed_seed_counts_as_the_worst_score_for_that_seed():
+    good = dataset({**CONTROLS, "a": [m(0.5, 0.5, 0.9, 0.6)], "b": [m(0.6, 0.5, 0.9, 0.6), m(0.6, 0.5, 0.9, 0.6)]})
+    scores, view = good
+    view["models"]["b/seed-1"]["status"] = "failed"
+    del scores["models"]["b/seed-1"]
+    rows = {r["model"]: r for r in overall_table({"good": (scores, view)})["rows"]}
+    assert rows["b"]["ari"] == pytest.approx((0.6 + 0.0) / 2)  # the worst ARI there is the random control's 0
+    assert rows["a"]["rank"] == 1 and rows["b"]["rank"] == 2
+
+
+def test_a_metric_that_failed_on_a_scored_job_counts_as_the_worst_not_as_missing():
+    scores, view = dataset({**CONTROLS, "a": [m(0.5, 0.5, 0.9, 0.6)], "b": [m(0.5, 0.5, 0.9, 0.6)]})
+    scores["models"]["b/seed-0"]["metrics"]["asw"] = None
+    rows = {r["model"]: r for r in overall_table({"one": (scores, view)})["rows"]}
+    assert rows["b"]["asw"] == pytest.approx(0.0)
+    assert rows["a"]["rank"] == 1 and rows["b"]["rank"] == 2
+
+
 def test_stability_gives_mean_and_sd_over_seeds_and_the_neighbour_agreement():
     scores, view = dataset({**CONTROLS, "a": [m(0.4, 0.5, 0.9, 0.6), m(0.6, 0.5, 0.9, 0.6)]})
     scores["seed_agreement"] = {"a": {"knn_overlap": 0.8}}
