@@ -219,10 +219,10 @@ def overall_section(overall: dict, display: dict, figure: str) -> str:
     what = {TOTAL: "total", BIO: "bio conservation", None: "nothing: no bio-conservation score"}[basis]
     return f"""<h2>Across the datasets</h2>
 {figure}
-<p>Every metric is scaled per dataset between the controls (random embedding = 0, label embedding = 1; the mean
-over seeds first), then averaged over the datasets; bio conservation and batch correction are the means of their
-groups, the total 0.6 × bio + 0.4 × batch. A method that failed or was not applicable on a dataset counts there
-as the worst score any model reached (at most 0): failures never help a rank. Methods are ranked by {what}.
+<p>Every metric is scaled per dataset between the controls (random embedding = 0, label embedding = 1), each
+seed on its own, then averaged over seeds and datasets; bio conservation and batch correction are the means of
+their groups, the total 0.6 × bio + 0.4 × batch. A seed that failed, timed out or was not applicable, and a
+metric that failed, count there as the worst score any model reached (at most 0): failures never help a rank. Methods are ranked by {what}.
 <code>completed</code>: datasets on which the method was scored, of those it was planned for
 (<code>docs/CAMPAIGNS.md</code>).</p>
 <div class="scroll"><table id="overall"><thead>
