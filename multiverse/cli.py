@@ -121,7 +121,10 @@ def run(config_path, models, input_path, output_path, jobs, force, report, backe
     cancel = threading.Event()
     with _cancel_on_signals(cancel), reporter_for(console, plan) as reporter:
         results = api.execute(plan, backend, reporter, cancel, force=force)
-    print_summary(console, results)
+    try:
+        print_summary(console, results)
+    except OSError:  # the terminal hung up (SIGHUP): the manifest already holds every result
+        pass
     if cancel.is_set():
         err_console.print("[yellow]run interrupted[/]: finished models' results are kept")
         sys.exit(EXIT_INTERRUPTED)

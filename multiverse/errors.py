@@ -10,9 +10,11 @@ with its ``exit_code``:
     - ``EngineUnavailable``: no Docker engine answers.
     - ``ImageMissing``: a method's image is not built (multiverse never pulls it).
 - ``BuildError`` (exit 1): building an image or its wheelhouse failed.
+- ``Interrupted`` (exit 130): the user stopped the run (Ctrl-C, SIGTERM, SIGHUP)
+  before any model started, e.g. while an input was being converted.
 
 A model that fails while the run goes on is not an exception: it is a
-``ModelResult`` with a failure status, and ``multiverse run`` exits 1.
+``JobResult`` with a failure status, and ``multiverse run`` exits 1.
 """
 
 from __future__ import annotations
@@ -58,3 +60,9 @@ class ImageMissing(InfrastructureError):
 
 class BuildError(MultiverseError):
     """Building an image or its wheelhouse failed."""
+
+
+class Interrupted(MultiverseError):
+    """The user stopped the run before any model started (e.g. while converting an input)."""
+
+    exit_code = 130

@@ -5,7 +5,11 @@ its machine's session lost) and its watchdog too, the container must still
 stop: every entry point calls :func:`start` first, which ends the process with
 ``EXIT_TIMEOUT`` once ``MULTIVERSE_DEADLINE_S`` seconds have passed. A thread,
 not a signal: a signal handler waits for the main thread to leave C code
-(a BLAS call can take minutes); ``os._exit`` from a thread does not.
+(a BLAS call can take minutes); ``os._exit`` from a thread does not. The
+thread needs the interpreter's lock to run: numpy, BLAS and torch release it
+while they compute, but a C call that holds it (h5py opening a file on a
+stalled file system, say) delays the deadline until it returns. The runner's
+own timeout and the watchdog do not depend on this.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from multiverse.backends.base import Backend, ContainerSpec, Mount, Resources
 from multiverse.catalog import IMAGES
-from multiverse.errors import InputError
+from multiverse.errors import InputError, Interrupted
 from multiverse.inputs.inspect import InputData, inspect_input
 from multiverse.runner.container import container_environment
 from multiverse.runner.store import OUTPUT, ResultStore
@@ -75,6 +75,8 @@ def ensure_converted(data: InputData, backend: Backend, store: ResultStore, canc
         check_tree(staging / OUTPUT)
     except UnsafeTree as exc:
         raise InputError(f"converting {data.path.name} left an unsafe output ({exc})") from None
+    if outcome.cancelled:
+        raise Interrupted(f"stopped while converting {data.path.name} to .h5mu: no model was started")
     if outcome.exit_code != 0 or not produced.is_file():
         tail = "\n".join(outcome.log_tail[-15:])
         why = "timed out" if outcome.timed_out else "was interrupted" if outcome.cancelled else f"exited with code {outcome.exit_code}"

@@ -29,12 +29,12 @@ def classify(job: Job, outcome: ContainerOutcome) -> tuple[Status, str]:
         who = "was killed" if outcome.timed_out else "stopped itself at its own deadline"
         return Status.TIMEOUT, (
             f"ran past its timeout of {job.limits.timeout:g} s and {who}; "
-            f"raise models.{job.name}.timeout in the config if it needs longer"
+            f"raise models.{job.base or job.method}.timeout in the config if it needs longer"
         )
     if outcome.oom_killed:
         return Status.OUT_OF_MEMORY, (
             f"exceeded its memory limit of {_size(job.limits.memory)} and was killed; "
-            f"raise models.{job.name}.memory in the config or use fewer cells/features"
+            f"raise models.{job.base or job.method}.memory in the config or use fewer cells/features"
         )
     if code == protocol.EXIT_NOT_APPLICABLE:
         return Status.NOT_APPLICABLE, _last_message(outcome.log_tail, "not applicable:") or "not applicable"

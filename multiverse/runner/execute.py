@@ -87,16 +87,17 @@ class Execution:
             removed = self.backend.reap()
             if removed:
                 self.reporter.note(f"removed {len(removed)} container(s) left by an earlier, crashed run: {', '.join(removed)}")
-            for dataset in self.plan.datasets.values():
-                ensure_converted(dataset.input, self.backend, self.store, self.cancel,
-                                 lambda text, name=dataset.name: self.reporter.note(f"convert {name} | {text}"))
-            self.manifest = Manifest(self.plan, self.backend.describe())
-            try:
-                with self.backend.guard(self.plan.run_id):
+            # Under the guard from the first container on: the conversion's too dies with a killed CLI.
+            with self.backend.guard(self.plan.run_id):
+                for dataset in self.plan.datasets.values():
+                    ensure_converted(dataset.input, self.backend, self.store, self.cancel,
+                                     lambda text, name=dataset.name: self.reporter.note(f"convert {name} | {text}"))
+                self.manifest = Manifest(self.plan, self.backend.describe())
+                try:
                     with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="job") as pool:
                         return list(pool.map(self.run_job, self.plan.jobs))
-            finally:
-                self.manifest.finish()
+                finally:
+                    self.manifest.finish()
 
     def run_job(self, job: Job) -> JobResult:
         result = JobResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image,

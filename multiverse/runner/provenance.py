@@ -93,11 +93,15 @@ def job_record(job: Job, result: JobResult, key: dict) -> dict:
     }
 
 
-def stale_reason(record: dict, data: InputData) -> Optional[str]:
-    """Why an earlier result does not belong to this input, or None if it does."""
-    if record.get("input_sha256") != data.sha256:
+def stale_reason(record: dict, data: InputData | dict) -> Optional[str]:
+    """Why an earlier result does not belong to this input, or None if it does.
+
+    ``data``: the input, or its record in a manifest's ``datasets`` (for a dataset this run does not read).
+    """
+    sha256, cells = (data["sha256"], data["cells_sha256"]) if isinstance(data, dict) else (data.sha256, data.cells_sha256)
+    if record.get("input_sha256") != sha256:
         return f"made from another input ({record.get('input', '?')}, checksum {str(record.get('input_sha256'))[:12]}...)"
-    if record.get("cells_sha256") != data.cells_sha256:
+    if record.get("cells_sha256") != cells:
         return "made for other cells than this input's"
     return None
 
@@ -132,7 +136,7 @@ class Manifest:
         }
         for name, info in earlier.get("datasets", {}).items():
             datasets.setdefault(name, info)
-        jobs, stale = self._earlier_results(plan, earlier)
+        jobs, stale = self._earlier_results(plan, earlier, datasets)
         self.data = {
             "multiverse_version": __version__,
             "run_id": plan.run_id,
@@ -160,8 +164,11 @@ class Manifest:
             return {}
 
     @staticmethod
-    def _earlier_results(plan: Plan, earlier: dict) -> tuple[dict, dict]:
-        """Results this run does not touch: kept when made from their dataset's current input, else stale."""
+    def _earlier_results(plan: Plan, earlier: dict, datasets: dict) -> tuple[dict, dict]:
+        """Results this run does not touch: kept when made from their dataset's current input, else stale.
+
+        A dataset this run does not read is judged by the input the manifest last recorded for it.
+        """
         running = {job.name for job in plan.jobs}
         jobs, stale = {}, {}
         for name, record in {**earlier.get("stale", {}), **earlier.get("jobs", {})}.items():
@@ -172,8 +179,15 @@ class Manifest:
                 if record.get("status") not in ("ok", "cached"):
                     jobs[name] = record  # a failure stays on record until rerun
                 continue  # the result is gone
-            dataset = plan.datasets.get(provenance.get("dataset", ""))
-            reason = stale_reason(provenance, dataset.input) if dataset else None
+            name_of = provenance.get("dataset", "")
+            dataset = plan.datasets.get(name_of)
+            recorded = datasets.get(name_of, {}).get("input")
+            if dataset is not None:
+                reason = stale_reason(provenance, dataset.input)
+            elif recorded:
+                reason = stale_reason(provenance, recorded)
+            else:
+                reason = "its dataset is not described in the manifest"
             if reason:
                 stale[name] = {**provenance, "stale": reason}
             else:

@@ -70,6 +70,8 @@ def test_every_outcome_is_classified_and_one_failure_never_stops_the_others(tmp_
     }
     assert "RuntimeError: boom" in results["crash"].reason
     assert results["na"].reason == "no counts"
+    assert "raise models.hang.timeout" in results["hang"].reason  # the config key, not the job's path
+    assert "raise models.hog.memory" in results["hog"].reason
     assert "removed from outside" in results["vanished"].reason
     out = tmp_path / "out"
     assert (result_dir(out, "good", tiny_h5mu) / "embeddings.h5ad").is_file()
@@ -202,3 +204,82 @@ def test_a_result_folder_the_container_filled_with_links_is_refused_and_the_cana
     assert "metrics.json is a symbolic link" in result.reason
     assert canary.read_text() == "the user's file"
     assert not result_dir(tmp_path / "out", "evil", tiny_h5mu).exists()
+
+
+def test_stale_results_stay_stale_when_a_later_run_reads_another_dataset(tmp_path, tiny_h5mu, tiny_adt_h5mu, catalog, backend):
+    import shutil
+
+    api.execute(plan(tmp_path, tiny_h5mu, {"old": faulty()}, catalog), backend)
+    (tmp_path / "elsewhere").mkdir()
+    other = shutil.copy(tiny_adt_h5mu, tmp_path / "elsewhere" / "tiny.h5mu")
+    api.execute(plan(tmp_path, other, {"new": faulty()}, catalog), backend)  # tiny/old is now stale
+    third = shutil.copy(tiny_h5mu, tmp_path / "elsewhere" / "third.h5mu")
+
+    api.execute(plan(tmp_path, third, {"new": faulty()}, catalog), backend)  # a run that does not read "tiny"
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert "tiny/old/seed-0" not in manifest["jobs"]
+    assert "made from another input" in manifest["stale"]["tiny/old/seed-0"]["stale"]
+    assert {"tiny/new/seed-0", "third/new/seed-0"} <= set(manifest["jobs"])
+
+
+def statuses(results):
+    return {r.name.split("/")[1]: r.status for r in results}
+
+
+def test_a_new_image_of_a_method_reruns_that_method_alone(tmp_path, tiny_h5mu, catalog, backend):
+    models = {"m": faulty(), "r": {"method": "control_random"}}
+    api.execute(plan(tmp_path, tiny_h5mu, models, catalog), backend)
+    backend.add_image(image_of(catalog["faulty"]).tag, image_id="sha256:" + "1" * 64)  # rebuilt: another id
+
+    again = statuses(api.execute(plan(tmp_path, tiny_h5mu, models, catalog), backend))
+
+    assert again == {"m": Status.OK, "r": Status.CACHED}
+
+
+def test_another_method_under_the_same_name_reruns(tmp_path, tiny_h5mu, catalog, backend):
+    import dataclasses
+
+    twin = dataclasses.replace(catalog["faulty"], name="faulty_twin")  # same image, same parameters
+    catalog = {**catalog, "faulty_twin": twin}
+    api.execute(plan(tmp_path, tiny_h5mu, {"m": faulty()}, catalog), backend)
+    again = statuses(api.execute(plan(tmp_path, tiny_h5mu, {"m": {"method": "faulty_twin"}}, catalog), backend))
+    assert again == {"m": Status.OK}
+
+
+def test_new_content_under_the_same_input_path_reruns_everything(tmp_path, tiny_h5mu, catalog, backend):
+    import mudata as md
+
+    data = tmp_path / "data" / "tiny.h5mu"
+    data.parent.mkdir()
+    mdata = md.read_h5mu(tiny_h5mu)
+    mdata.write(data)
+    models = {"m": faulty(), "r": {"method": "control_random"}}
+    assert set(statuses(api.execute(plan(tmp_path, data, models, catalog), backend)).values()) == {Status.OK}
+    mdata.obs["note"] = "edited"  # the same cells, another file
+    mdata.write(data)
+
+    again = statuses(api.execute(plan(tmp_path, data, models, catalog), backend))
+
+    assert again == {"m": Status.OK, "r": Status.OK}
+
+
+def test_converting_an_input_runs_under_the_watchdog_and_ctrl_c_there_is_an_interruption(tmp_path, tiny_h5mu, catalog, backend):
+    from multiverse.errors import Interrupted
+    from tests import forms
+
+    mixed = forms.mixed_h5ad(tiny_h5mu, tmp_path / "mixed.h5ad")
+    guarded_at_start = []
+
+    class Watched(FakeBackend):
+        def run(self, spec, cancel, on_line):
+            guarded_at_start.append((spec.name, bool(self.guarded)))
+            cancel.set()  # the user presses Ctrl-C while the input is converted
+            return super().run(spec, cancel, on_line)
+
+    watched = Watched(runs={"convert-input": FakeRun(hang=True)}, images=backend.images)
+    with pytest.raises(Interrupted) as stopped:
+        api.execute(plan(tmp_path, mixed, {"m": faulty()}, catalog), watched)
+
+    assert guarded_at_start == [("convert-input", True)]
+    assert stopped.value.exit_code == 130 and "no model was started" in stopped.value.message
