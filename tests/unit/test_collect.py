@@ -83,3 +83,24 @@ def test_collect_never_loads_the_inputs_matrices(fmt, tiny_h5mu, tmp_path):
         with h5py.File(out, "r") as f:
             assert {"X_control_random", "X_pca"} <= set(f["obsm"]) and "mod/rna/X" in f
         assert read(out).obsm["X_pca"].shape == (200, 4)
+
+
+def test_collect_never_overwrites_a_file_it_did_not_write(tiny_h5mu, tmp_path):
+    config = tmp_path / "runner_config.yaml"
+    config.write_text(yaml.safe_dump({"input": str(tiny_h5mu), "output": str(tmp_path / "out"),
+                                      "models": {"control_random": {}}}))
+    backend = FakeBackend()
+    for method in METHODS.values():
+        backend.add_image(image_of(method).tag)
+    api.execute(api.prepare(config), backend)
+    mine = tmp_path / "out" / "tiny" / "embeddings.h5ad"
+    mine.write_text("the user's own file")
+    collect = [sys.executable, "-m", "multiverse", "collect", str(tmp_path / "out")]
+
+    refused = subprocess.run(collect, capture_output=True, text=True)
+
+    assert refused.returncode == 2 and "was not written by 'multiverse collect'" in refused.stderr
+    assert mine.read_text() == "the user's own file"
+    mine.unlink()
+    assert subprocess.run(collect, capture_output=True, text=True).returncode == 0
+    assert subprocess.run(collect, capture_output=True, text=True).returncode == 0  # its own file: replaced
