@@ -113,6 +113,8 @@ class FaultyParams(MethodParams):
     seconds: float = 600.0
     #: Where the "hostile" behaviour points its links.
     target: str = ""
+    #: Which files the "hostile" behaviour replaces by links (comma-separated).
+    plant: str = "embeddings.h5ad,metrics.json,log.txt,provenance.json"
     #: Like the methods that correct for batch: the run's labels.batch reaches it.
     batch_key: Optional[str] = "batch"
 

@@ -43,25 +43,28 @@ def plan_for(tmp_path, data, models, catalog, **config):
     return api.prepare(path, catalog=catalog)
 
 
-def test_links_a_container_plants_for_every_file_the_host_touches_are_refused(faulty_catalog, tiny_h5mu, tmp_path, canary,
-                                                                             no_leftover_containers):
+@pytest.mark.parametrize("plant, words", [
+    ("embeddings.h5ad,metrics.json,log.txt,provenance.json", "provenance.json was written by the container"),
+    ("embeddings.h5ad,metrics.json,log.txt", "is a symbolic link"),  # no forged marker: the walk itself must refuse
+])
+def test_links_a_container_plants_for_every_file_the_host_touches_are_refused(plant, words, faulty_catalog, tiny_h5mu,
+                                                                             tmp_path, canary, no_leftover_containers):
     p = plan_for(tmp_path, tiny_h5mu, {
-        "evil": {"method": "faulty", "params": {"behaviour": "hostile", "target": str(canary)}},
+        "evil": {"method": "faulty", "params": {"behaviour": "hostile", "target": str(canary), "plant": plant}},
         "pca": {},
     }, faulty_catalog)
 
     results = {r.name.split("/")[1]: r for r in api.execute(p)}
 
     assert results["evil"].status is Status.INVALID_OUTPUT
-    assert "output is unsafe" in results["evil"].reason
-    assert any(name in results["evil"].reason for name in ("embeddings.h5ad", "metrics.json", "log.txt", "provenance.json"))
+    assert "output is unsafe" in results["evil"].reason and words in results["evil"].reason, results["evil"].reason
     assert results["pca"].status is Status.OK
     assert untouched(canary)
     out = tmp_path / "out"
     assert not result_dir(out, "evil", tiny_h5mu).exists()
     failed = out / ".multiverse" / "failed" / "tiny" / "evil" / "seed-0"
     assert (failed / "container.log").is_file() and not (failed / "container.log").is_symlink()
-    assert (failed / "output" / "provenance.json").is_symlink()  # kept as the container left it, never followed
+    assert (failed / "output" / "metrics.json").is_symlink()  # kept as the container left it, never followed
 
 
 @pytest.mark.parametrize("behaviour, words", [

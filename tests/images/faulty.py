@@ -14,7 +14,8 @@ does what its ``behaviour`` parameter says:
 - not_applicable: exit with the contract's "not applicable" code
 - hostile:      write a valid result, then replace every file the host reads or writes
                 (embeddings.h5ad, metrics.json, log.txt, provenance.json) by a symbolic link
-                to ``target`` (a host path outside the output root)
+                to ``target`` (a host path outside the output root); ``plant``: which
+                of them (comma-separated; default all four)
 - hardlink:     a valid result whose metrics.json has a second name (a hard link)
 - fifo:         a valid result plus a FIFO (which would block a reader)
 - bad_echo:     a valid result whose echoed parameters are not JSON
@@ -132,7 +133,7 @@ if behaviour == "probe":
 write_result(names, embedding)
 if behaviour == "hostile":
     target = params["target"]
-    for name in ("embeddings.h5ad", "metrics.json", "log.txt", "provenance.json"):
+    for name in params.get("plant", "embeddings.h5ad,metrics.json,log.txt,provenance.json").split(","):
         path = args.output / name
         if path.exists():
             path.unlink()
