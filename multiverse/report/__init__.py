@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Callable, Optional
 
 from multiverse.backends import Backend, connect
+from multiverse.errors import MultiverseError
 
 
 def make_report(
@@ -34,11 +36,18 @@ def make_report(
         options = dataclasses.replace(options, metric_set=metric_set)
     backend = backend or connect()
     store, staging, per_dataset, manifest = evaluate(root, backend, labels, options, on_line=on_line, cancel=cancel)
-    overall = overall_table(per_dataset)
-    if any(row["control"] for row in overall["rows"]) and not draw_summary(backend, store, staging, overall, options, cancel):
-        on_line("the summary figure could not be drawn; the report has its table")
-    stability = {name: stability_table(scores, view) for name, (scores, view) in per_dataset.items()}
-    page = render(staging / OUTPUT, per_dataset, overall, stability, manifest)  # a failed render keeps the old report
+    try:
+        overall = overall_table(per_dataset)
+        if any(row["control"] for row in overall["rows"]) and not draw_summary(backend, store, staging, overall, options, cancel):
+            on_line("the summary figure could not be drawn; the report has its table")
+        stability = {name: stability_table(scores, view) for name, (scores, view) in per_dataset.items()}
+        page = render(staging / OUTPUT, per_dataset, overall, stability, manifest)  # a failed render keeps the old report
+    except MultiverseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: say so in one line, keep the previous report
+        logging.getLogger(__name__).debug("rendering the report failed", exc_info=True)
+        raise MultiverseError(f"the report could not be rendered: {type(exc).__name__}: {exc} (a bug in multiverse: "
+                              "please report it); the previous report, if any, is kept") from exc
     combined = {"schema_version": 1, "run_id": manifest.get("run_id"),
                 "datasets": {name: scores for name, (scores, _) in per_dataset.items()}}
     return publish(store, staging, combined) / page.name

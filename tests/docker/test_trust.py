@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from multiverse import api
+from multiverse.errors import MultiverseError
 from multiverse.catalog import image_of
 from multiverse.runner.results import Status
 from tests.conftest import FAULTY, result_dir, run_cli
@@ -114,7 +115,7 @@ def test_a_failed_render_keeps_the_previous_report(built, tiny_h5mu, tmp_path, m
         raise RuntimeError("render failed")
 
     monkeypatch.setattr(html, "render", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(MultiverseError, match="could not be rendered: RuntimeError: render failed"):
         make_report(tmp_path / "out", engine)
 
     assert page.read_bytes() == before
