@@ -15,7 +15,7 @@ OUT     ?= results
 MODELS  ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup engine browser base-image build-all run-all test test-unit data bench clean
+.PHONY: help setup engine podman slurm browser base-image build-all run-all test test-unit data bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -30,6 +30,12 @@ $(BIN)/multiverse: pyproject.toml
 
 engine:  ## make a Docker engine answer (installs/starts Debian's docker.io if none does)
 	bash scripts/ensure-docker-engine.sh
+
+podman:  ## Podman's Docker-compatible service (Debian's podman), for the Podman tests
+	bash scripts/ensure-podman.sh
+
+slurm:  ## a one-node Slurm cluster on this machine (Debian's slurm-wlm + munge), for the Slurm tests
+	bash scripts/ensure-slurm.sh
 
 browser:  ## headless Chromium + ChromeDriver for the report's browser test (Debian packages)
 	bash scripts/ensure-test-browser.sh
@@ -51,15 +57,16 @@ $(DATA): | setup
 run-all: build-all $(DATA)  ## run every method on INPUT (default: the synthetic data) into OUT
 	$(BIN)/multiverse run --input $(INPUT) --output $(OUT) $(if $(MODELS),--models $(MODELS))
 
-test: build-all browser  ## the whole test suite, with the real engine, images and browser
+test: build-all browser podman slurm  ## the whole test suite: real engines (Docker, Podman, Slurm), images, browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup  ## only the tests that need no Docker engine
 	$(BIN)/pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: build-all $(DATA)  ## the benchmarks under bench/ (about an hour on 2 cores)
+bench: build-all $(DATA)  ## the quick benchmarks under bench/ (about an hour on 2 cores; scaling.py runs for hours alone)
 	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/parallel_jobs.py
+	$(BIN)/python bench/campaign_overhead.py
 	$(BIN)/python bench/evaluation_time.py
 	$(BIN)/python bench/methods.py
 

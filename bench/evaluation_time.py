@@ -9,7 +9,7 @@ read-only root with a tmpfs at /tmp, all capabilities dropped) and prints the
 median wall time of ``docker run`` (start to exit), the time the evaluation
 reports itself, and the scores of the last run.
 
-    python bench/evaluation_time.py [--input FILE] [--rounds 5] [--cpus 2]
+    python bench/evaluation_time.py [--input FILE] [--rounds 5] [--cpus 2] [--metric-set benchmarker]
 
 Default input: ../shared/data/bmmc_cite_starter_600.h5mu (600 cells; labels in
 obs["cell_type"], batch in obs["batch"]). The embeddings: PCA of the RNA
@@ -77,7 +77,8 @@ def write_embeddings(data: Path, results: Path, label_key: str) -> list[str]:
     return list(embeddings)
 
 
-def docker_run(image: str, data: Path, results: Path, out: Path, models: list[str], cpus: float) -> list[str]:
+def docker_run(image: str, data: Path, results: Path, out: Path, models: list[str], cpus: float,
+               metric_set: str | None = None) -> list[str]:
     threads = str(max(1, int(cpus)))
     env = {
         "HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache", "NUMBA_CACHE_DIR": "/tmp/numba",
@@ -101,7 +102,7 @@ def docker_run(image: str, data: Path, results: Path, out: Path, models: list[st
         image,
         "--input", f"/data/input/{data.name}", "--results", "/data/results", "--output", "/data/output",
         "--models", json.dumps(models), "--labels", json.dumps({"cell_type": "cell_type", "batch": "batch"}),
-        "--seed", "0",
+        "--seed", "0", *(["--metric-set", metric_set] if metric_set else []),
     ]
 
 
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpus", type=float, default=float(len(os.sched_getaffinity(0))))
     parser.add_argument("--image", default=IMAGES["metrics"].tag)
+    parser.add_argument("--metric-set", help="leiden-asw or benchmarker (default: the container's, leiden-asw)")
     args = parser.parse_args()
     data = args.input.resolve()
     if not data.is_file():
@@ -122,12 +124,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         models = write_embeddings(data, tmp / "results", "cell_type")
-        print(f"{len(models)} embeddings of {data.name}: {', '.join(models)}; image {args.image}, {args.cpus:g} CPUs")
+        print(f"{len(models)} embeddings of {data.name}: {', '.join(models)}; image {args.image}, {args.cpus:g} CPUs, "
+              f"metric set {args.metric_set or 'default'}")
         for i in range(args.rounds):
             out = tmp / f"out{i}"
             out.mkdir()
             start = time.perf_counter()
-            proc = subprocess.run(docker_run(args.image, data, tmp / "results", out, models, args.cpus),
+            proc = subprocess.run(docker_run(args.image, data, tmp / "results", out, models, args.cpus, args.metric_set),
                                   capture_output=True, text=True)
             wall = time.perf_counter() - start
             if proc.returncode != 0:

@@ -55,7 +55,7 @@ def timed(cmd: list[str], **kwargs) -> float:
     return elapsed
 
 
-def bare_docker_run(image: str, data: Path, out: Path, kinds: dict) -> list[str]:
+def bare_docker_run(image: str, data: Path, out: Path, kinds: dict, counts: dict) -> list[str]:
     params = json.dumps(PcaParams().to_dict(), sort_keys=True)
     return [
         "docker", "run", "--rm",
@@ -66,19 +66,21 @@ def bare_docker_run(image: str, data: Path, out: Path, kinds: dict) -> list[str]
         image,
         "--input", f"/data/input/{data.name}", "--output", "/data/output",
         "--params", params, "--modalities", json.dumps(kinds, sort_keys=True),
+        "--counts", json.dumps(counts, sort_keys=True),
     ]
 
 
 def overhead(data: Path, rounds: int) -> None:
     image = image_of(METHODS["pca"]).tag
-    kinds = inspect_input(data).kinds
+    inspected = inspect_input(data)
+    kinds, counts = inspected.kinds, inspected.counts
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for i in range(rounds + 1):  # the first round warms caches and is not counted
             out = tmp / f"bare{i}"
             out.mkdir()
-            t_bare = timed(bare_docker_run(image, data, out, kinds))
+            t_bare = timed(bare_docker_run(image, data, out, kinds, counts))
             t_ours = timed([*MULTIVERSE, "run", "--models", "pca", "--input", str(data),
                             "--output", str(tmp / "mv"), "--force", "--no-report"])
             if i:
@@ -116,7 +118,8 @@ def main() -> None:
     if shutil.which("docker") is None:
         sys.exit("needs the docker CLI and a running engine (make engine)")
     overhead((args.input or default_input()).resolve(), args.rounds)
-    rebuild(args.rebuilds)
+    if args.rebuilds:
+        rebuild(args.rebuilds)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,20 @@ ENV JAX_PLATFORMS=cpu \
     MPLBACKEND=Agg \
     PYTHONPATH=/opt/multiverse
 
-# Compile umap-learn's and pynndescent's numba kernels once, here (and check the
-# replacement kernels against scib-metrics' own): evaluate copies these caches to
-# NUMBA_CACHE_DIR and MPLCONFIGDIR at start instead of compiling for a minute or
-# more. Only scoring.py comes in first: a change to the rest does not redo this.
-COPY multiverse_methods/__init__.py multiverse_methods/scoring.py /opt/multiverse/multiverse_methods/
+# Compile umap-learn's and pynndescent's numba kernels once, here, and check that
+# every metric value with the fast kernels equals scib-metrics' own (the build
+# stops if not): evaluate copies these caches to NUMBA_CACHE_DIR and MPLCONFIGDIR
+# at start instead of compiling for a minute or more. Only the scoring package,
+# the contract's constants and the synthetic generator the check scores come in
+# first: a change to the rest of the code does not redo this (about 2 minutes).
+COPY multiverse_methods/__init__.py multiverse_methods/protocol.py /opt/multiverse/multiverse_methods/
+COPY multiverse_methods/scoring /opt/multiverse/multiverse_methods/scoring
+COPY multiverse/__init__.py multiverse/synthetic.py /opt/multiverse/multiverse/
 RUN NUMBA_CACHE_DIR=/opt/multiverse/caches/numba MPLCONFIGDIR=/opt/multiverse/caches/matplotlib HOME=/tmp \
-        python -m multiverse_methods.scoring \
+        python -m multiverse_methods.scoring.warmup \
  && chmod -R a+rX /opt/multiverse/caches \
- && rm -rf /tmp/* /opt/multiverse/multiverse_methods/__pycache__
+ && rm -rf /tmp/* /opt/multiverse/multiverse/__pycache__ /opt/multiverse/multiverse_methods/__pycache__ \
+        /opt/multiverse/multiverse_methods/scoring/__pycache__
 
 COPY multiverse_methods /opt/multiverse/multiverse_methods
 ENTRYPOINT ["python", "-m", "multiverse_methods.evaluate"]

@@ -1,4 +1,4 @@
-"""The Python API behind ``multiverse run``: prepare a plan, then execute it.
+"""The Python API behind ``multiverse run``: prepare a plan, then execute it on a backend.
 
     from multiverse import api
     plan = api.prepare(models=["pca"], input="data.h5mu", output="results")
@@ -13,14 +13,13 @@ from typing import Optional
 
 from rich.console import Console
 
+from multiverse.backends import Backend, connect
 from multiverse.catalog import METHODS, Method
-from multiverse.config import load_config
-from multiverse.engine import Engine
+from multiverse.config import datasets_of, load_config
 from multiverse.errors import ConfigError
-from multiverse.inputs import inspect_input
-from multiverse.plan import Plan, make_plan
+from multiverse.plan import Plan, inspect_datasets, make_plan
 from multiverse.runner.execute import Execution, Reporter
-from multiverse.runner.results import ModelResult
+from multiverse.runner.results import JobResult
 
 
 def prepare(
@@ -30,6 +29,7 @@ def prepare(
     input: Optional[Path] = None,
     output: Optional[Path] = None,
     jobs: Optional[int] = None,
+    report: Optional[bool] = None,
     catalog: dict[str, Method] = METHODS,
 ) -> Plan:
     """Validate the config and the input, and plan the run; starts nothing.
@@ -44,26 +44,27 @@ def prepare(
         jobs=jobs,
         catalog=catalog,
     )
-    if cfg.input is None:
-        raise ConfigError("no input: give --input FILE or set 'input:' in runner_config.yaml")
-    data = inspect_input(cfg.input, cfg.modalities)
-    return make_plan(cfg, resolved, data)
+    if cfg.input is None and not cfg.datasets:
+        raise ConfigError("no input: give --input FILE, or set 'input:' or 'datasets:' in runner_config.yaml")
+    if report is not None:
+        cfg.report = report
+    return make_plan(cfg, resolved, inspect_datasets(datasets_of(cfg)))
 
 
 def execute(
     plan: Plan,
-    engine: Optional[Engine] = None,
+    backend: Optional[Backend] = None,
     reporter: Optional[Reporter] = None,
     cancel: Optional[threading.Event] = None,
     force: bool = False,
-) -> list[ModelResult]:
-    """Run every job of the plan in its container; one ModelResult per job, in plan order.
+) -> list[JobResult]:
+    """Run every job of the plan in its container; one JobResult per job, in plan order.
 
-    A model whose earlier result is valid and has the same key (image, input
-    checksum, parameters, seed, contract version) is kept, unless ``force``.
+    A job whose earlier result is valid and has the same key (everything that
+    reaches its container) is kept, unless ``force``.
     """
     from multiverse.console import PlainReporter
 
-    engine = engine or Engine.connect()
+    backend = backend or connect()
     reporter = reporter or PlainReporter(Console(quiet=True), plan)
-    return Execution(plan, engine, reporter, cancel, force=force).run()
+    return Execution(plan, backend, reporter, cancel, force=force).run()

@@ -20,11 +20,14 @@ IMAGE_TAG = os.environ.get("MULTIVERSE_IMAGE_TAG") or __version__
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image multiverse builds: ``docker/<name>.Dockerfile`` + ``docker/requirements-<name>.txt``."""
+    """One image multiverse builds: ``docker/<name>.Dockerfile`` (or a shared ``template``) +
+    ``docker/requirements-<name>.txt``."""
 
     name: str
     #: The image it is built on: another ImageSpec's name, or None for the Python base image.
     base: str | None = None
+    #: A Dockerfile shared by several images (``docker/<template>.Dockerfile``, built with METHOD=<name>).
+    template: str | None = None
 
     @property
     def tag(self) -> str:
@@ -32,7 +35,11 @@ class ImageSpec:
 
     @property
     def dockerfile(self) -> str:
-        return f"docker/{self.name}.Dockerfile"
+        return f"docker/{self.template or self.name}.Dockerfile"
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        return {"METHOD": self.name} if self.template else {}
 
     @property
     def requirements(self) -> str:
@@ -43,11 +50,11 @@ IMAGES: dict[str, ImageSpec] = {
     image.name: image
     for image in (
         ImageSpec("scverse-base"),
-        ImageSpec("pca", base="scverse-base"),
-        ImageSpec("mofa", base="scverse-base"),
-        ImageSpec("multivi", base="scverse-base"),
+        ImageSpec("pca", base="scverse-base", template="method"),
+        ImageSpec("mofa", base="scverse-base", template="method"),
+        ImageSpec("multivi", base="scverse-base", template="method"),
         ImageSpec("mowgli"),
-        ImageSpec("cobolt", base="scverse-base"),
+        ImageSpec("cobolt", base="scverse-base", template="method"),
         #: The evaluation image (scib-metrics; ``python -m multiverse_methods.evaluate``): not a model.
         ImageSpec("metrics", base="scverse-base"),
     )
@@ -57,8 +64,23 @@ METRICS_IMAGE = IMAGES["metrics"]
 EXTRA_IMAGES: dict[str, ImageSpec] = {METRICS_IMAGE.name: METRICS_IMAGE}
 
 
-def image_of(method: Method) -> ImageSpec:
-    """The image a method runs in (an image outside ``IMAGES``, e.g. a test's, builds on nothing here)."""
+@dataclass(frozen=True)
+class ExternalImage:
+    """A user's own method image, named by its full tag; multiverse never builds (nor pulls) it."""
+
+    tag: str
+
+    @property
+    def name(self) -> str:
+        return self.tag
+
+
+def image_of(method: Method):
+    """The image a method runs in: ours (an ImageSpec), or a user's own image's tag (ExternalImage).
+
+    An image outside ``IMAGES`` (e.g. a test's) builds on nothing here."""
+    if method.params is None:
+        return ExternalImage(method.image)
     return IMAGES.get(method.image) or ImageSpec(method.image)
 
 
@@ -73,7 +95,8 @@ def images_for(methods: list[Method], extra: list[ImageSpec] = ()) -> list[Image
             ordered.append(image)
 
     for method in methods:
-        add(image_of(method))
+        if method.params is not None:
+            add(image_of(method))
     for image in extra:
         add(image)
     return ordered

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from multiverse.plan import Job, Plan
-from multiverse.runner.results import ModelResult, Status
+from multiverse.runner.results import JobResult, Status
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -26,7 +26,7 @@ STATUS_STYLE = {
 }
 
 
-def _fmt_seconds(seconds: float | None) -> str:
+def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(round(seconds)), 60)
@@ -47,7 +47,7 @@ class PlainReporter:
 
     def note(self, text: str) -> None:
         with self._lock:
-            self.console.print(text)
+            self.console.print(Text(text), soft_wrap=True)
 
     def started(self, job: Job) -> None:
         self._print(job.name, f"started ({job.image})", "bold")
@@ -55,7 +55,7 @@ class PlainReporter:
     def line(self, job: Job, text: str) -> None:
         self._print(job.name, text)
 
-    def finished(self, result: ModelResult) -> None:
+    def finished(self, result: JobResult) -> None:
         text = f"{result.status.value}" + (f": {result.reason}" if result.reason else "")
         self._print(result.name, text, "bold " + STATUS_STYLE.get(result.status, "red"))
 
@@ -88,11 +88,11 @@ class LiveReporter:
         for job in self.jobs:
             name = job.name
             elapsed = self.elapsed.get(name, now - self.started_at[name] if name in self.started_at else None)
-            table.add_row(name, self.state[name], _fmt_seconds(elapsed), self.last[name])
+            table.add_row(Text(name), self.state[name], fmt_seconds(elapsed), Text(self.last[name]))
         return table
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(Text(text), soft_wrap=True)
 
     def started(self, job: Job) -> None:
         self.state[job.name] = "[bold]running[/]"
@@ -102,7 +102,7 @@ class LiveReporter:
         if text.strip():
             self.last[job.name] = text.strip()
 
-    def finished(self, result: ModelResult) -> None:
+    def finished(self, result: JobResult) -> None:
         style = STATUS_STYLE.get(result.status, "red")
         self.state[result.name] = f"[{style}]{result.status.value}[/]"
         if result.name in self.started_at:
@@ -123,29 +123,29 @@ def reporter_for(console: Console, plan: Plan):
     return LiveReporter(console, plan) if console.is_terminal else PlainReporter(console, plan)
 
 
-def print_summary(console: Console, results: list[ModelResult]) -> None:
+def print_summary(console: Console, results: list[JobResult]) -> None:
     table = Table(title="multiverse run", title_justify="left")
-    table.add_column("model", style="cyan")
+    table.add_column("job", style="cyan", overflow="fold")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("peak memory", justify="right")
     table.add_column("output / reason", overflow="fold")
     for result in results:
-        peak = result.metrics.get("peak_memory_mb")
+        peak = result.peak_memory_mb
         runtime = result.metrics.get("runtime_s", result.duration_s)
         where = str(result.output_dir) if result.status.succeeded else result.reason
         table.add_row(
-            result.name,
+            Text(result.name),
             Text(result.status.value, style=STATUS_STYLE.get(result.status, "red")),
-            _fmt_seconds(runtime),
+            fmt_seconds(runtime),
             f"{peak:.0f} MiB" if isinstance(peak, (int, float)) else "-",
-            where,
+            Text(where),
         )
     console.print(table)
     for result in results:
         if not result.status.succeeded and result.log_tail and result.status is not Status.INTERRUPTED:
-            console.print(f"[bold red]{result.name}[/] last log lines:")
+            console.print(Text(result.name, style="bold red") + Text(" last log lines:"))
             for line in result.log_tail[-10:]:
                 console.print(Text("  " + line), soft_wrap=True)
             if result.failed_dir:
-                console.print(f"  (kept for inspection: {result.failed_dir})")
+                console.print(Text(f"  (kept for inspection: {result.failed_dir})"))

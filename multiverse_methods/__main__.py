@@ -1,7 +1,8 @@
 """Entry point of every method image.
 
     python -m multiverse_methods METHOD --input FILE --output DIR \
-        --params '{"seed": 0, ...}' --modalities '{"rna": "rna", "atac": "atac"}'
+        --params '{"seed": 0, ...}' --modalities '{"rna": "rna", "atac": "atac"}' \
+        --counts '{"rna": "layers/counts", "atac": "X"}'
 
 Reads the input, trains the method, writes embeddings.h5ad, metrics.json and
 log.txt into DIR, and exits with one of the codes in ``protocol``.
@@ -13,6 +14,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import random
 import sys
 import traceback
@@ -26,16 +28,25 @@ log = logging.getLogger("multiverse_methods")
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m multiverse_methods")
-    parser.add_argument("method", choices=sorted(METHODS))
+    # Method images name their method in MULTIVERSE_METHOD; controls (on another method's image) on the command line.
+    parser.add_argument("method", nargs="?", choices=sorted(METHODS), default=os.environ.get("MULTIVERSE_METHOD"))
     parser.add_argument("--input", required=True, type=Path)
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--params", default="{}", help="JSON object of parameters")
     parser.add_argument("--modalities", default="{}", help="JSON object: modality name -> kind")
+    parser.add_argument("--counts", default="{}",
+                        help='JSON object: modality name -> where its raw counts are ("layers/<name>", "raw/X", "X") or null')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from multiverse_methods import deadline
+
+    deadline.start()
     args = parse_args(argv)
+    if args.method is None:
+        print("python -m multiverse_methods: name the method (or set MULTIVERSE_METHOD)", file=sys.stderr)
+        return protocol.EXIT_BAD_PARAMS
     args.output.mkdir(parents=True, exist_ok=True)
     from multiverse_methods import contract
 
@@ -55,7 +66,7 @@ def main(argv=None) -> int:
 
         np.random.seed(params.seed)
         with contract.Stopwatch() as watch:
-            data = contract.load_input(args.input, json.loads(args.modalities))
+            data = contract.load_input(args.input, json.loads(args.modalities), json.loads(args.counts))
             log.info(
                 "input: %d cells; %s",
                 data.n_obs,

@@ -57,8 +57,33 @@ class MethodResult:
     extra_metrics: dict = field(default_factory=dict)
 
 
-def load_input(path: Path, kinds: dict) -> Dataset:
-    """Read ``.h5mu`` or ``.h5ad`` input; ``kinds`` maps modality name -> kind."""
+def _with_counts(adata, location):
+    """The modality with its raw counts in ``layers["counts"]``, wherever the host found them.
+
+    ``location`` is the host's finding (``--counts``): a layer, ``raw/X`` or ``X``; None means
+    the modality has no raw counts, and methods that model counts say "not applicable".
+    """
+    if location is None:
+        if "counts" in adata.layers:
+            del adata.layers["counts"]
+        return adata
+    if location == protocol.COUNTS_RAW:
+        import anndata
+
+        raw = adata.raw
+        return anndata.AnnData(X=raw.X, obs=adata.obs, var=raw.var.copy(), layers={"counts": raw.X})
+    if location == protocol.COUNTS_X:
+        adata.layers["counts"] = adata.X
+    elif location.startswith(protocol.COUNTS_LAYER_PREFIX):
+        layer = location[len(protocol.COUNTS_LAYER_PREFIX):]
+        if layer != "counts":
+            adata.layers["counts"] = adata.layers[layer]
+    return adata
+
+
+def load_input(path: Path, kinds: dict, counts: dict | None = None) -> Dataset:
+    """Read ``.h5mu`` or ``.h5ad`` input; ``kinds`` maps modality name -> kind, ``counts`` modality ->
+    where its raw counts are (the host's finding; without it, ``layers["counts"]`` as found)."""
     import anndata
 
     if path.suffix == ".h5mu":
@@ -81,6 +106,8 @@ def load_input(path: Path, kinds: dict) -> Dataset:
     unknown = [name for name in modalities if name not in kinds]
     if unknown:
         raise NotApplicable(f"modalities {unknown} have no known kind (rna, atac or adt)")
+    if counts is not None:
+        modalities = {name: _with_counts(ad, counts.get(name)) for name, ad in modalities.items()}
     return Dataset(modalities=modalities, kinds={n: kinds[n] for n in modalities}, obs=obs)
 
 
@@ -94,11 +121,26 @@ def package_versions(names) -> dict:
     return versions
 
 
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process and its children, in MiB."""
+#: The container's own cgroup memory peak: cgroup v2, then v1 (the runner mounts neither; both are the kernel's).
+CGROUP_PEAK_FILES = ("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its children, in MiB (what ru_maxrss sees)."""
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(self_kb, children_kb) / 1024.0
+
+
+def peak_memory() -> tuple[float, str]:
+    """(MiB, source): the container's cgroup memory peak, which also counts the page cache and tmpfs
+    files that ru_maxrss misses; ru_maxrss where no cgroup file is readable (outside a container)."""
+    for path in CGROUP_PEAK_FILES:
+        try:
+            return int(Path(path).read_text().strip()) / 2**20, "cgroup"
+        except (OSError, ValueError):
+            continue
+    return peak_rss_mb(), "ru_maxrss"
 
 
 def check_embedding(embedding, n_obs: int) -> np.ndarray:
@@ -125,6 +167,7 @@ def write_outputs(
     import pandas as pd
 
     embedding = check_embedding(result.embedding, data.n_obs)
+    peak, peak_source = peak_memory()
     obs = pd.DataFrame(index=pd.Index(data.obs_names.astype(str), name=None))
     adata = anndata.AnnData(obs=obs)
     adata.obsm[protocol.EMBEDDING_KEY] = embedding
@@ -137,7 +180,9 @@ def write_outputs(
         "method": method,
         "contract_version": protocol.CONTRACT_VERSION,
         "runtime_s": round(runtime_s, 3),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "peak_memory_mb": round(peak, 1),
+        "peak_memory_source": peak_source,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "n_cells": int(data.n_obs),
         "embedding_dim": int(embedding.shape[1]),
         "modalities": {

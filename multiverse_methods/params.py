@@ -228,15 +228,15 @@ class MowgliParams(MethodParams):
 
 @dataclass
 class CoboltParams(MethodParams):
-    """Cobolt (Gong, Zhou & Purdom 2021), reimplemented in PyTorch."""
+    """Cobolt (Gong, Zhou & Purdom 2021), reimplemented in PyTorch; defaults are the authors' tutorial settings."""
 
     #: Dimension K of the latent topic space (10 in the paper's tutorials).
     n_latent: int = 10
-    #: Training epochs (100 in the paper's tutorials).
+    #: Training epochs, each one pass per modality subset (100 in the paper's tutorials).
     n_epochs: int = 100
     #: Adam learning rate (0.005 in the paper's tutorials).
     lr: float = 0.005
-    #: Mini-batch size.
+    #: Mini-batch size (128, the authors' default).
     batch_size: int = 128
     #: Dirichlet prior concentration per topic; null means 50 / n_latent.
     alpha: Optional[float] = None
@@ -244,7 +244,7 @@ class CoboltParams(MethodParams):
     annealing_epochs: int = 30
     #: Widths of the encoder's hidden layers.
     hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
-    #: obs column naming each cell's batch (per-batch decoder slope and intercept).
+    #: obs column naming each cell's batch, Cobolt's "dataset" (per-batch decoder slope and intercept).
     batch_key: Optional[str] = "batch"
     #: Highly variable genes kept for RNA (0 keeps all).
     n_top_genes: int = 0

@@ -5,7 +5,8 @@ the code inside every method image. ``docs/MODEL_CONTAINERS.md`` explains it.
 """
 
 #: Bumped whenever the contract changes in a way that invalidates old results.
-CONTRACT_VERSION = 1
+#: 2: ``--counts`` says where each modality's raw counts are; the container stops itself at its deadline.
+CONTRACT_VERSION = 2
 
 #: The input file is mounted read-only inside this folder.
 INPUT_DIR = "/data/input"
@@ -29,6 +30,19 @@ EXIT_METHOD_ERROR = 1
 EXIT_NOT_APPLICABLE = 3
 #: The parameters given to the container are invalid.
 EXIT_BAD_PARAMS = 4
+#: The container stopped itself at its own deadline (``DEADLINE_ENV``), as coreutils' timeout does.
+EXIT_TIMEOUT = 124
+
+#: Environment variable: seconds after start at which the container stops itself (a second line
+#: behind the runner's own deadline, for when the runner is gone).
+DEADLINE_ENV = "MULTIVERSE_DEADLINE_S"
+#: Environment variable: the threads a method should use (its CPU share).
+THREADS_ENV = "MULTIVERSE_THREADS"
+
+#: Where a modality's raw counts are, as ``--counts`` says: a layer, the raw slot, or X itself.
+COUNTS_LAYER_PREFIX = "layers/"
+COUNTS_RAW = "raw/X"
+COUNTS_X = "X"
 
 #: Modality kinds the methods know about.
 MODALITY_KINDS = ("rna", "atac", "adt")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,29 @@ def real_data(path: Path) -> Path:
             pytest.fail(f"{message}; CI=true requires it", pytrace=False)
         pytest.skip(message)
     return path
+
+
+def result_dir(out: Path, model: str, data: Path, seed: int = 0) -> Path:
+    """Where ``multiverse run`` puts a model's result for input ``data``: <out>/<dataset>/<model>/seed-<seed>."""
+    from multiverse.config import dataset_name_of
+
+    return Path(out) / dataset_name_of(data) / model / f"seed-{seed}"
+
+
+def records(out: Path) -> dict:
+    """The manifest's jobs of a one-input, one-seed run, keyed by model name."""
+    import json
+
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    return {name.split("/")[1]: record for name, record in manifest["jobs"].items()}
+
+
+def input_record(out: Path) -> dict:
+    """The manifest's description of a one-input run's input."""
+    import json
+
+    [info] = json.loads((Path(out) / "manifest.json").read_text())["datasets"].values()
+    return info["input"]
 
 
 def run_cli(*args, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -60,11 +84,11 @@ def tiny_adt_h5mu(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine():
-    from multiverse.engine import Engine
+    from multiverse.backends.docker import DockerBackend
     from multiverse.errors import EngineUnavailable
 
     try:
-        return Engine.connect()
+        return DockerBackend.connect()
     except EngineUnavailable as exc:
         pytest.fail(f"these tests need a Docker engine: {exc.message}")
 
@@ -87,6 +111,10 @@ def built(engine):
 class FaultyParams(MethodParams):
     behaviour: str = "ok"
     seconds: float = 600.0
+    #: Where the "hostile" behaviour points its links.
+    target: str = ""
+    #: Like the methods that correct for batch: the run's labels.batch reaches it.
+    batch_key: Optional[str] = "batch"
 
 
 FAULTY = Method("faulty", "a fake method that misbehaves on request", FaultyParams, "faulty-test")
@@ -107,13 +135,66 @@ def faulty_catalog(engine, built) -> dict[str, Method]:
 
 
 @pytest.fixture
-def no_leftover_containers(engine):
-    """After the test, no container this test process started may be left, running or not."""
+def no_leftover_containers(request, engine):
+    """After the test, no container this test process started may be left, running or not
+    (on the engine of a ``sandbox`` test, else Docker)."""
     yield
-    from multiverse.engine import LABEL_PID
+    from multiverse.backends.base import LABEL_PID
 
+    if "sandbox" in request.fixturenames:
+        engine = request.getfixturevalue("sandbox")
     leftovers = engine.client.containers.list(all=True, filters={"label": f"{LABEL_PID}={os.getpid()}"})
     names = [c.name for c in leftovers]
     for container in leftovers:
         container.remove(force=True)
     assert not names, f"containers left behind: {names}"
+
+
+EXAMPLE_IMAGE = "multiverse-test/example-method:1"
+BROKEN_IMAGE = "multiverse-test/example-method:broken"
+
+
+@pytest.fixture(scope="session")
+def example_images(engine, built) -> tuple[str, str]:
+    """A user's own method image (tests/images/example_method) and a deliberately broken variant."""
+    for tag, broken in ((EXAMPLE_IMAGE, "0"), (BROKEN_IMAGE, "1")):
+        engine.client.images.build(
+            path=str(REPO / "tests" / "images" / "example_method"),
+            tag=tag,
+            buildargs={"BASE_IMAGE": image_of(METHODS["pca"]).tag, "BROKEN": broken},
+            labels={"io.multiverse.image": "example-method-test"},
+            rm=True,
+        )
+    return EXAMPLE_IMAGE, BROKEN_IMAGE
+
+
+@pytest.fixture(scope="session")
+def image_archive(engine, faulty_catalog, tmp_path_factory) -> Path:
+    """The PCA and faulty images as archives (``multiverse images save``), as on a cluster's shared storage."""
+    from multiverse.images.archive import save_images
+
+    folder = tmp_path_factory.mktemp("images")
+    save_images(engine, [image_of(METHODS["pca"]).tag, image_of(FAULTY).tag], folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def podman(image_archive):
+    """Podman's Docker-compatible service, with the PCA and faulty images loaded from the archive."""
+    from multiverse.backends import connect
+    from multiverse.errors import EngineUnavailable
+    from multiverse.images.archive import load_images
+
+    try:
+        backend = connect("podman")
+    except EngineUnavailable as exc:
+        pytest.fail(f"these tests need Podman's service: run scripts/ensure-podman.sh as root ({exc.message})")
+    load_images(backend, image_archive)
+    return backend
+
+
+@pytest.fixture
+def sandbox(request):
+    """The engine a sandbox test runs on: a test parametrised with "docker" or "podman"."""
+    return request.getfixturevalue("engine" if request.param == "docker" else "podman")
+

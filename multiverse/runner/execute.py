@@ -1,26 +1,35 @@
-"""Run a plan: one container per model, within limits, in parallel if asked.
+"""Run a plan on a backend: one container per job, within limits, in parallel if asked.
 
-Each model's outcome becomes a :class:`ModelResult`; a failing model never
-stops the others. Results are promoted atomically by the :class:`ResultStore`.
+Each job's outcome becomes a :class:`JobResult`; whatever goes wrong while one
+job runs, is validated or is recorded becomes that job's result (a method or
+infrastructure error with the message), and the other jobs run on. The
+manifest is finished however the run ends.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import threading
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from multiverse.engine import Engine
-from multiverse.errors import InfrastructureError
+from multiverse.backends.base import Backend, ContainerOutcome
+from multiverse.errors import MultiverseError
+from multiverse.inputs.convert import ensure_converted
 from multiverse.plan import Job, Plan
-from multiverse.runner.container import ContainerOutcome, SandboxedContainer, job_container
-from multiverse.runner.provenance import Manifest, model_record, read_provenance, result_key, write_provenance
-from multiverse.runner.results import ModelResult, Status
-from multiverse.runner.store import ResultStore
+from multiverse.runner.classify import classify
+from multiverse.runner.container import job_container
+from multiverse.runner.provenance import Manifest, job_record, normalised, read_provenance, result_key
+from multiverse.runner.results import JobResult, Status
+from multiverse.runner.store import OUTPUT, PROVENANCE_FILE, ResultStore
+from multiverse.runner.untrusted import UnsafeTree, check_tree
 from multiverse.runner.validate import InvalidOutput, validate_output
-from multiverse_methods import protocol
+
+log = logging.getLogger("multiverse.runner")
 
 
 class Reporter(Protocol):
@@ -29,63 +38,42 @@ class Reporter(Protocol):
     def note(self, text: str) -> None: ...
     def started(self, job: Job) -> None: ...
     def line(self, job: Job, text: str) -> None: ...
-    def finished(self, result: ModelResult) -> None: ...
+    def finished(self, result: JobResult) -> None: ...
 
 
 def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _last_message(lines: list[str], prefix: str = "") -> str:
-    for line in reversed(lines):
-        text = line.strip()
-        if text and (not prefix or prefix in text):
-            return text.split(prefix, 1)[1].strip() if prefix else text
-    return ""
+def _unexpected(exc: BaseException) -> str:
+    return f"unexpected error in multiverse: {type(exc).__name__}: {exc} (please report it with the log)"
 
 
-def _size(n: int | None) -> str:
-    return f"{n / 1024**3:.1f} GiB" if n else "?"
-
-
-def classify(job: Job, outcome: ContainerOutcome) -> tuple[Status, str]:
-    """The status and reason a container's outcome amounts to (before validation)."""
-    code = outcome.exit_code
-    if outcome.cancelled:
-        return Status.INTERRUPTED, "stopped by the user (Ctrl-C or SIGTERM)"
-    if outcome.timed_out:
-        return Status.TIMEOUT, (
-            f"ran past its timeout of {job.limits.timeout:g} s and was killed; "
-            f"raise models.{job.name}.timeout in the config if it needs longer"
-        )
-    if outcome.oom_killed:
-        return Status.OUT_OF_MEMORY, (
-            f"exceeded its memory limit of {_size(job.limits.memory)} and was killed; "
-            f"raise models.{job.name}.memory in the config or use fewer cells/features"
-        )
-    if code == protocol.EXIT_NOT_APPLICABLE:
-        return Status.NOT_APPLICABLE, _last_message(outcome.log_tail, "not applicable:") or "not applicable"
-    if code == 137:
-        return Status.METHOD_ERROR, "killed by SIGKILL (exit 137), possibly by the kernel's out-of-memory killer"
-    if code != protocol.EXIT_OK:
-        last = _last_message(outcome.log_tail)
-        return Status.METHOD_ERROR, f"exited with code {code}" + (f": {last}" if last else "")
-    return Status.OK, ""
+def cached_result(job: Job, key: dict) -> tuple[dict, dict] | None:
+    """(provenance, metrics) of the earlier result this job would keep, or None if it must run."""
+    previous = read_provenance(job.output_dir)
+    if not previous or previous.get("key") != normalised(key):
+        return None
+    try:
+        check_tree(job.output_dir)
+        return previous, validate_output(job.output_dir, job.input.obs_names, job.params)
+    except (InvalidOutput, UnsafeTree, OSError):
+        return None
 
 
 class Execution:
-    """One run of a plan against an engine."""
+    """One run of a plan on a backend."""
 
     def __init__(
         self,
         plan: Plan,
-        engine: Engine,
+        backend: Backend,
         reporter: Reporter,
         cancel: threading.Event | None = None,
         force: bool = False,
     ):
         self.plan = plan
-        self.engine = engine
+        self.backend = backend
         self.reporter = reporter
         self.cancel = cancel or threading.Event()
         self.force = force
@@ -93,86 +81,124 @@ class Execution:
         self.manifest: Manifest | None = None
         self._manifest_lock = threading.Lock()
 
-    def run(self) -> list[ModelResult]:
+    def run(self) -> list[JobResult]:
         with self.store.locked():
-            self.store.recover()
-            removed = self.engine.remove_leftovers()
+            self.store.recover(keep=self.backend.in_use())
+            removed = self.backend.reap()
             if removed:
                 self.reporter.note(f"removed {len(removed)} container(s) left by an earlier, crashed run: {', '.join(removed)}")
-            self.manifest = Manifest(self.plan, self.engine.info())
-            with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="model") as pool:
-                futures = [pool.submit(self.run_job, job) for job in self.plan.jobs]
-                results = [future.result() for future in futures]
-            self.manifest.finish()
-            return results
+            for dataset in self.plan.datasets.values():
+                ensure_converted(dataset.input, self.backend, self.store, self.cancel,
+                                 lambda text, name=dataset.name: self.reporter.note(f"convert {name} | {text}"))
+            self.manifest = Manifest(self.plan, self.backend.describe())
+            try:
+                with self.backend.guard(self.plan.run_id):
+                    with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="job") as pool:
+                        return list(pool.map(self.run_job, self.plan.jobs))
+            finally:
+                self.manifest.finish()
 
-    def run_job(self, job: Job) -> ModelResult:
-        result = ModelResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image)
-        key = {}
-        if self.cancel.is_set():
+    def run_job(self, job: Job) -> JobResult:
+        result = JobResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image,
+                           backend=self.backend.name)
+        key: dict = {}
+        if job.not_applicable:
+            result.status, result.reason = Status.NOT_APPLICABLE, f"not run: {job.not_applicable}"
+        elif self.cancel.is_set():
             result.reason = "not started: the run was stopped"
         else:
             result.started_at = _now()
             try:
-                image = self.engine.image(job.image, build_hint=f"multiverse build {job.method}")
-                result.image_id = image.id
-                key = result_key(job, image.id)
+                result.image_id = self.backend.resolve_image(job.image, build_hint=f"multiverse build {job.method}")
+                key = result_key(job, result.image_id)
                 if self.force or not self._reuse(job, key, result):
                     self._run_container(job, key, result)
-            except InfrastructureError as exc:
+            except MultiverseError as exc:
                 result.status, result.reason = Status.INFRASTRUCTURE_ERROR, exc.message
+            except Exception as exc:  # noqa: BLE001 - one job's surprise must not end the run
+                log.error("%s: %s", job.name, traceback.format_exc())
+                result.status, result.reason = Status.INFRASTRUCTURE_ERROR, _unexpected(exc)
             result.finished_at = result.finished_at or _now()
-        self._record(job, result, key)
-        self.reporter.finished(result)
+        try:
+            self._record(job, result, key)
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: the job failed, the run goes on
+            result.status, result.reason = Status.INFRASTRUCTURE_ERROR, f"cannot record the result: {exc}"
+        try:
+            self.reporter.finished(result)
+        except Exception:  # noqa: BLE001 - a display problem is not the job's
+            log.error("reporting %s failed: %s", job.name, traceback.format_exc())
         return result
 
-    def _reuse(self, job: Job, key: dict, result: ModelResult) -> bool:
+    def _reuse(self, job: Job, key: dict, result: JobResult) -> bool:
         """Keep an earlier result whose key matches and whose files still validate."""
-        previous = read_provenance(job.output_dir)
-        if not previous or previous.get("key") != json.loads(json.dumps(key)):
+        found = cached_result(job, key)
+        if found is None:
             return False
-        try:
-            result.metrics = validate_output(job.output_dir, job.input.obs_names, job.params)
-        except InvalidOutput:
-            return False
+        previous, result.metrics = found
         result.status, result.output_dir = Status.CACHED, job.output_dir
         result.reason = f"kept the result of run {previous.get('run_id', '?')} (same image, input and parameters)"
         result.started_at, result.finished_at = previous.get("started_at"), previous.get("finished_at")
         result.duration_s, result.exit_code = previous.get("duration_s"), previous.get("exit_code")
+        result.peak_memory_mb = previous.get("peak_memory_mb")
         return True
 
-    def _record(self, job: Job, result: ModelResult, key: dict) -> None:
-        record = model_record(job, result, key or {"image_id": result.image_id})
-        record["run_id"] = self.plan.run_id
+    def _record(self, job: Job, result: JobResult, key: dict) -> None:
+        if self.manifest is None:
+            return
         if result.status is Status.CACHED:
-            record = {**(read_provenance(job.output_dir) or record), "status": result.status.value}
-        if self.manifest is not None:
-            with self._manifest_lock:
-                self.manifest.record(job.name, record)
+            record = {**(read_provenance(job.output_dir) or {}), "status": result.status.value}
+        else:
+            record = job_record(job, result, key or {"image_id": result.image_id})
+            record["run_id"] = self.plan.run_id
+        with self._manifest_lock:
+            self.manifest.record(job.name, record)
 
-    def _run_container(self, job: Job, key: dict, result: ModelResult) -> None:
-        image_id = key["image_id"]
-        staging = self.store.staging(job.name)
-        outcome = ContainerOutcome(exit_code=None)
+    def _run_container(self, job: Job, key: dict, result: JobResult) -> None:
+        # One staging folder per job and key, the same in every run: a backend whose job outlived an
+        # earlier run (Slurm) adopts it there, and its folder is then kept as it is.
+        tag = hashlib.sha256(json.dumps(normalised(key), sort_keys=True).encode()).hexdigest()[:16]
+        output = self.store.staging_path(job.name, tag) / OUTPUT
+        spec = job_container(job, output, key["image_id"], self.plan.run_id)
+        staging = self.store.staging(job.name, tag, fresh=not self.backend.adopts(spec))
+        outcome = ContainerOutcome()
         try:
-            with SandboxedContainer(self.engine, job_container(job, staging, image_id), self.plan.run_id, self.cancel) as box:
-                self.reporter.started(job)
-                outcome = box.run(on_line=lambda text: self.reporter.line(job, text))
-        finally:
+            self.reporter.started(job)
+            outcome = self.backend.run(spec, self.cancel, lambda text: self.reporter.line(job, text))
             result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 2)
             result.log_tail = outcome.log_tail
-        result.status, result.reason = classify(job, outcome)
+            result.status, result.reason = classify(job, outcome)
+            self._check(job, output, outcome, result)
+        except BaseException:
+            self._keep_failed(job, staging, outcome, result)
+            raise
+        if result.status is not Status.OK:
+            self._keep_failed(job, staging, outcome, result)
+            return
+        result.finished_at = _now()
+        record = job_record(job, result, key)
+        record["run_id"] = self.plan.run_id
+        result.output_dir = self.store.promote(job.output_dir, staging, record)
+        self.store.clear_failed(job.name)
+
+    def _check(self, job: Job, output, outcome: ContainerOutcome, result: JobResult) -> None:
+        """The tree check (always: a failed container's folder is kept too), then validation of a success."""
+        try:
+            check_tree(output, reserved=(PROVENANCE_FILE,))
+        except UnsafeTree as exc:
+            result.status, result.reason = Status.INVALID_OUTPUT, f"the container's output is unsafe: {exc}"
+            return
         if result.status is Status.OK:
             try:
-                result.metrics = validate_output(staging, job.input.obs_names, job.params)
+                result.metrics = validate_output(output, job.input.obs_names, job.params)
             except InvalidOutput as exc:
                 result.status, result.reason = Status.INVALID_OUTPUT, str(exc)
-        if result.status is Status.OK:
-            result.finished_at = _now()
-            record = model_record(job, result, key)
-            record["run_id"] = self.plan.run_id
-            write_provenance(staging, record)
-            result.output_dir = self.store.promote(job.name, staging)
-            self.store.clear_failed(job.name)
-        else:
+        reported = result.metrics.get("peak_memory_mb") if result.metrics else None
+        measured = outcome.peak_memory_bytes / 2**20 if outcome.peak_memory_bytes else None
+        candidates = [v for v in (measured, reported) if isinstance(v, (int, float))]
+        result.peak_memory_mb = round(max(candidates), 1) if candidates else None
+
+    def _keep_failed(self, job: Job, staging, outcome: ContainerOutcome, result: JobResult) -> None:
+        try:
             result.failed_dir = self.store.keep_failed(job.name, staging, outcome.full_log)
+        except OSError as exc:
+            log.error("%s: cannot keep the failed attempt: %s", job.name, exc)

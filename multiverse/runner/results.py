@@ -1,4 +1,4 @@
-"""What became of each model in a run."""
+"""What became of each job in a run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 
 
 class Status(str, enum.Enum):
-    """The outcome of one model. Only OK and CACHED count as success."""
+    """The outcome of one job. Only OK and CACHED count as success."""
 
     OK = "ok"
     CACHED = "cached"  # a valid earlier result with the same key was kept
@@ -27,7 +27,7 @@ class Status(str, enum.Enum):
 
 
 @dataclass
-class ModelResult:
+class JobResult:
     name: str
     method: str
     status: Status
@@ -35,12 +35,15 @@ class ModelResult:
     log_tail: list[str] = field(default_factory=list)
     exit_code: Optional[int] = None
     duration_s: Optional[float] = None
+    #: The container's memory peak (its cgroup's count, else what the method reported), MiB.
+    peak_memory_mb: Optional[float] = None
     output_dir: Optional[Path] = None
     #: Where the folder of a failed attempt was kept for inspection.
     failed_dir: Optional[Path] = None
     metrics: dict = field(default_factory=dict)
     image: str = ""
     image_id: str = ""
+    backend: str = ""
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
 

@@ -5,8 +5,9 @@ probabilities are a product-of-experts topic model of the cell's topic
 proportions softmax(z); z has a Laplace approximation of a Dirichlet prior; the
 posterior of z is a product of Gaussian experts, one per modality plus the
 prior. The embedding is the posterior mean of z given all of a cell's
-modalities. ``model.py`` holds the model, ``train.py`` the training loop,
-``docs/COBOLT.md`` the correspondence with the paper.
+modalities, centred per cell as in the authors' corrected latent.
+``model.py`` holds the model, ``train.py`` the training loop,
+``docs/COBOLT.md`` the correspondence with the authors' code.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def fit(data: Dataset, params: CoboltParams) -> MethodResult:
 
     model, counts, history, facts = train_model(data, params)
     embedding = embed(model, counts)
-    log.info("trained in %.1f s; embedding: posterior mean of z given all modalities", facts["train_time_s"])
+    log.info("trained in %.1f s; embedding: posterior mean of z given all modalities, centred per cell",
+             facts["train_time_s"])
     return MethodResult(
         embedding=embedding,
         extra_metrics={
@@ -131,6 +133,7 @@ def fit(data: Dataset, params: CoboltParams) -> MethodResult:
             "kl_history": [round(r["kl"], 4) for r in history],
             "final_loss": round(history[-1]["loss"], 4),
             **facts,
-            "embedding": "posterior mean of z (product of experts over all modalities and the prior)",
+            "embedding": "posterior mean of z (product of experts over all modalities and the prior), "
+            "each cell's mean over the latent coordinates removed",
         },
     )

@@ -1,10 +1,13 @@
-"""Training Cobolt: mini-batches, the sum over modality subsets, KL annealing.
+"""Training Cobolt as the authors' package does, and the embedding it reports.
 
-Every mini-batch's objective is the negative ELBO summed over every non-empty
-subset of the modalities (for RNA + ATAC: the RNA-only, the ATAC-only and the
-joint posterior), with the KL term weighted by a factor that grows linearly
-from 1/A to 1 over the first A epochs (``annealing_epochs``) and stays at 1
-afterwards. Adam optimises encoders and decoders together.
+Every epoch visits the modality subsets in turn (for RNA + ATAC: the ATAC-only,
+the RNA-only and the joint posterior); for each subset it makes one shuffled
+pass over the cells in mini-batches and takes one Adam step per mini-batch on
+that subset's negative ELBO. The KL term is weighted by (e - 1) / A in epoch e
+(0 in the first) for the first A epochs (``annealing_epochs``), then by 1. The
+embedding is the posterior mean of z given all modalities, centred per cell
+(each cell's mean over the K coordinates removed), as the authors' corrected
+latent is.
 """
 
 from __future__ import annotations
@@ -53,10 +56,13 @@ def _toarray(x):
 
 
 def kl_weight(epoch: int, annealing_epochs: int) -> float:
-    """Weight of the KL term in (1-based) ``epoch``: epoch / A for the first A epochs, then 1."""
+    """Weight of the KL term in (1-based) ``epoch``: (epoch - 1) / A, 0 in the first, 1 from epoch A + 1.
+
+    The authors' schedule: their epoch counter starts at 0.
+    """
     if annealing_epochs <= 0:
         return 1.0
-    return min(1.0, epoch / annealing_epochs)
+    return min(1.0, (epoch - 1) / annealing_epochs)
 
 
 def minibatches(n_obs: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -92,7 +98,7 @@ def train(
     Each record holds ``loss`` (the negative ELBO per cell, summed over the
     subsets, with the KL at full weight), its ``reconstruction`` and ``kl``
     parts, the epoch's ``kl_weight`` and the annealed ``objective`` that the
-    optimiser saw, all averaged over the epoch's cells.
+    optimiser saw, per cell of the epoch (each subset from its own pass over the cells).
     """
     subsets = modality_subsets(model.names) if subsets is None else list(subsets)
     batch_t = torch.as_tensor(np.asarray(batch), dtype=torch.long)
@@ -104,15 +110,16 @@ def train(
     for epoch in range(1, n_epochs + 1):
         weight = kl_weight(epoch, annealing_epochs)
         sums = {"reconstruction": 0.0, "kl": 0.0, "objective": 0.0}
-        for index in minibatches(counts.n_obs, batch_size, generator):
-            objective, reconstruction, kl = model.loss(counts.rows(index), batch_t[index], subsets, weight)
-            optimiser.zero_grad(set_to_none=True)
-            objective.backward()
-            optimiser.step()
-            n = len(index)
-            sums["reconstruction"] += reconstruction * n
-            sums["kl"] += kl * n
-            sums["objective"] += float(objective.detach()) * n
+        for subset in subsets:
+            # One pass per subset, one step per mini-batch (not one summed objective).
+            for index in minibatches(counts.n_obs, batch_size, generator):
+                objective, reconstruction, kl = model.loss(counts.rows(index), batch_t[index], subset, weight)
+                optimiser.zero_grad(set_to_none=True)
+                objective.backward()
+                optimiser.step()
+                sums["reconstruction"] += reconstruction
+                sums["kl"] += kl
+                sums["objective"] += float(objective.detach())
         record = {key: value / counts.n_obs for key, value in sums.items()}
         record.update(epoch=epoch, kl_weight=weight, loss=record["reconstruction"] + record["kl"])
         if not np.isfinite(record["loss"]):
@@ -129,13 +136,35 @@ def train(
     return history
 
 
+def centre(latent: np.ndarray) -> np.ndarray:
+    """Each row minus its mean over the coordinates.
+
+    The decoders see z only through softmax(z), which ignores a shift of all K
+    coordinates; the authors remove that direction from every cell's latent
+    before clustering and UMAP (their "corrected" latent, joint cells included).
+    """
+    return latent - latent.mean(axis=1, keepdims=True)
+
+
 @torch.no_grad()
-def embed(model: Cobolt, counts: CountRows, subset: Sequence[str] | None = None, chunk: int = 4096) -> np.ndarray:
-    """Posterior means of z for every cell, in order (evaluation mode: BatchNorm's running statistics)."""
+def embed(
+    model: Cobolt,
+    counts: CountRows,
+    subset: Sequence[str] | None = None,
+    chunk: int = 4096,
+    centred: bool = True,
+) -> np.ndarray:
+    """Posterior means of z given ``subset`` (default: all modalities) for every cell, in order.
+
+    Evaluation mode (BatchNorm's running statistics), so a cell's embedding does
+    not depend on the cells it is computed with; centred per cell unless
+    ``centred`` is False.
+    """
     model.eval()
     out = []
     for start in range(0, counts.n_obs, chunk):
         index = torch.arange(start, min(start + chunk, counts.n_obs))
-        mean, _ = model.posterior(model.experts(counts.rows(index)), subset)
+        mean, _ = model.posterior(model.experts(counts.rows(index), subset), subset)
         out.append(mean)
-    return torch.cat(out).numpy()
+    latent = torch.cat(out).numpy()
+    return centre(latent) if centred else latent

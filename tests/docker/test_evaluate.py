@@ -82,11 +82,14 @@ def test_label_derived_embedding_scores_best_and_random_worst_on_real_cite_data(
     assert scores["n_cells"] == mdata.n_obs
     assert scores["labels"]["cell_type"]["n_categories"] == mdata.obs["cell_type"].nunique()
     assert scores["skipped"] == {}
+    assert scores["metric_set"]["name"] == "leiden-asw"
+    assert scores["labels"]["cell_type"]["n_unlabelled"] == 0
     models = scores["models"]
     for entry in models.values():
         assert entry["status"] == "ok" and not entry["errors"] and not entry["skipped"]
         # every metric lies in [0, 1], but ARI, which is below 0 for worse-than-chance clusterings
         assert all(0 <= v <= 1.0001 for k, v in entry["metrics"].items() if k != "ari_leiden")
+        assert entry["cells"] == {k: mdata.n_obs for k in BIO + BATCH}
         assert -0.5 <= entry["metrics"]["ari_leiden"] <= 1
         agg = entry["aggregates"]
         assert agg["total"] == pytest.approx(0.6 * agg["bio_conservation"] + 0.4 * agg["batch_correction"])
@@ -128,8 +131,9 @@ def test_without_a_cell_type_column_every_bio_metric_is_skipped_with_the_reason(
         assert "no_such_column" in entry["skipped"]["nmi_leiden"]
         assert entry["metrics"]["ilisi"] is not None  # needs batches only
         assert entry["aggregates"]["bio_conservation"] is None
-        assert entry["aggregates"]["total"] == entry["aggregates"]["batch_correction"]
-        assert any("batch correction alone" in note for note in entry["notes"])
+        assert entry["aggregates"]["batch_correction"] is not None
+        assert entry["aggregates"]["total"] is None  # never a batch-only total
+        assert any("no total: no bio conservation" in note for note in entry["notes"])
     assert set(scores["skipped"]) == set(BIO) | {"silhouette_batch", "kbet", "graph_connectivity"}
     assert not (out / "umap.npz").exists()
 
@@ -151,7 +155,7 @@ def test_a_single_batch_skips_the_batch_metrics_and_a_broken_result_does_not_sin
         entry = models[name]
         assert all(entry["metrics"][m] is None for m in BATCH)
         assert "single value" in entry["skipped"]["ilisi"]
-        assert entry["aggregates"]["total"] == entry["aggregates"]["bio_conservation"]
+        assert entry["aggregates"]["bio_conservation"] is not None and entry["aggregates"]["total"] is None
     assert models["labels"]["aggregates"]["bio_conservation"] > models["random"]["aggregates"]["bio_conservation"]
     assert (out / "umap_cell_type.png").is_file() and not (out / "umap_batch.png").exists()
     assert "umap_labels" in np.load(out / "umap.npz")
@@ -165,3 +169,99 @@ def test_nothing_to_score_exits_1_with_the_reason_in_the_log(metrics_image, tiny
 
     assert proc.returncode == 1
     assert "no model could be scored" in (out / "log.txt").read_text()
+
+
+def pca_embedding(mdata, n: int = 30):
+    X = mdata.mod["rna"][mdata.obs_names].X
+    X = np.asarray(X.todense() if hasattr(X, "todense") else X, dtype=np.float64)
+    X -= X.mean(axis=0)
+    u, s, _ = np.linalg.svd(X, full_matrices=False)
+    return u[:, :n] * s[:n]
+
+
+def with_a_fifth_unlabelled(mdata, tmp_path, seed: int = 0):
+    """The file with a fifth of its cells unlabelled: NaN, empty strings and 'Unassigned', a third each."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(mdata.n_obs)[: mdata.n_obs // 5]
+    values = mdata.obs["cell_type"].astype(object).to_numpy()
+    values[idx[0::3]], values[idx[1::3]], values[idx[2::3]] = np.nan, "", "Unassigned"
+    mdata.obs["cell_type"] = pd.Categorical(values)
+    path = tmp_path / "fifth_unlabelled.h5mu"
+    mdata.write(path)
+    return path, idx
+
+
+def test_a_fifth_of_the_cells_unlabelled_leaves_them_out_of_the_label_metrics_only(metrics_image, tmp_path):
+    mdata = mudata.read_h5mu(real_data(CITE))
+    labels = mdata.obs["cell_type"].astype(str).to_numpy()
+    path, idx = with_a_fifth_unlabelled(mdata, tmp_path)
+    keep = np.setdiff1d(np.arange(mdata.n_obs), idx)
+    codes = pd.Categorical(labels).codes
+    rng = np.random.default_rng(0)
+    results = tmp_path / "results"
+    # the label-derived embedding knows the true types of every cell, also of the ones the file leaves unlabelled
+    write_embedding(results, "labels", mdata.obs_names, np.eye(codes.max() + 1)[codes] + rng.normal(0, 0.1, (len(codes), codes.max() + 1)))
+    write_embedding(results, "pca", mdata.obs_names, pca_embedding(mdata))
+    write_embedding(results, "random", mdata.obs_names, rng.normal(size=(len(codes), 16)))
+
+    proc = evaluate(metrics_image, path, results, tmp_path / "out", ["labels", "pca", "random"], None, "--no-umap")
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    info = scores["labels"]["cell_type"]
+    assert info["present"] and info["n_unlabelled"] == len(idx) and info["n_labelled"] == mdata.n_obs - len(idx)
+    assert set(info["unlabelled_values"]) == {"NaN", "''", "'Unassigned'"}
+    assert "Unassigned" not in info["categories"]
+    assert scores["skipped"] == {}
+    for metric in BIO + ["silhouette_batch", "kbet", "graph_connectivity"]:
+        assert scores["metric_cells"][metric] == len(keep)
+    assert scores["metric_cells"]["ilisi"] == mdata.n_obs  # needs no cell types: every cell
+    models = scores["models"]
+    for entry in models.values():
+        assert all(entry["metrics"][m] is not None for m in BIO + BATCH), entry["skipped"]
+        assert entry["aggregates"]["total"] is not None
+    assert models["labels"]["aggregates"]["bio_conservation"] > models["pca"]["aggregates"]["bio_conservation"] \
+        > models["random"]["aggregates"]["bio_conservation"]
+
+    # the same metrics on a file holding only the labelled cells: the unlabelled cells changed nothing
+    only = mdata[keep].copy()
+    only.obs["cell_type"] = pd.Categorical(labels[keep])
+    only.write(tmp_path / "labelled_only.h5mu")
+    subset = tmp_path / "subset"
+    for name in ("labels", "pca", "random"):
+        adata = anndata.read_h5ad(results / name / "embeddings.h5ad")[keep]
+        write_embedding(subset, name, adata.obs_names, adata.obsm["X_emb"])
+    proc = evaluate(metrics_image, tmp_path / "labelled_only.h5mu", subset, tmp_path / "out2",
+                    ["labels", "pca", "random"], None, "--no-umap")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    alone = json.loads((tmp_path / "out2" / "scores.json").read_text())["models"]
+    for name, entry in models.items():
+        for metric in BIO + ["silhouette_batch", "kbet", "graph_connectivity"]:
+            assert entry["metrics"][metric] == pytest.approx(alone[name]["metrics"][metric], abs=1e-6), (name, metric)
+
+
+def test_the_benchmarker_metric_set_computes_its_ten_metrics_with_pcr_against_the_unintegrated_rna(metrics_image, tmp_path):
+    data = real_data(CITE)
+    mdata = mudata.read_h5mu(data)
+    rng = np.random.default_rng(0)
+    results = tmp_path / "results"
+    write_embedding(results, "pca", mdata.obs_names, pca_embedding(mdata))
+    write_embedding(results, "random", mdata.obs_names, rng.normal(size=(mdata.n_obs, 16)))
+
+    proc = evaluate(metrics_image, data, results, tmp_path / "out", ["pca", "random"], None,
+                    "--no-umap", "--metric-set", "benchmarker")
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert scores["metric_set"]["name"] == "benchmarker"
+    assert list(scores["metric_names"]["bio_conservation"]) == [
+        "isolated_labels", "nmi_kmeans", "ari_kmeans", "silhouette_label", "clisi"]
+    assert list(scores["metric_names"]["batch_correction"]) == [
+        "bras", "ilisi", "kbet", "graph_connectivity", "pcr_comparison"]
+    assert scores["unintegrated"]["present"] and scores["unintegrated"]["source"] == "mod/rna"
+    for entry in scores["models"].values():
+        assert all(v is not None for v in entry["metrics"].values()), entry["skipped"]
+        assert entry["aggregates"]["n_metrics"] == {"bio_conservation": [5, 5], "batch_correction": [5, 5]}
+    # the random embedding holds no batch variance: PCR comparison 1; the RNA's own PCA keeps it: near 0
+    assert scores["models"]["random"]["metrics"]["pcr_comparison"] > 0.9
+    assert scores["models"]["pca"]["metrics"]["pcr_comparison"] < 0.3

@@ -11,7 +11,7 @@ import yaml
 
 from multiverse import api
 from multiverse.runner.results import Status
-from tests.conftest import run_cli
+from tests.conftest import result_dir, run_cli
 
 pytestmark = pytest.mark.docker
 
@@ -39,7 +39,7 @@ def test_each_failure_is_reported_with_its_reason_and_the_other_models_still_suc
     )
     start = time.monotonic()
 
-    results = {r.name: r for r in api.execute(plan)}
+    results = {r.name.split("/")[1]: r for r in api.execute(plan)}
 
     assert time.monotonic() - start < 120  # the hanging model did not hold the run for 600 s
     assert results["crash"].status is Status.METHOD_ERROR
@@ -56,17 +56,17 @@ def test_each_failure_is_reported_with_its_reason_and_the_other_models_still_suc
 
     out = tmp_path / "out"
     for name in ("crash", "hang", "garbage", "silent"):
-        assert not (out / name).exists(), f"{name} left a result folder"
-        assert (out / ".multiverse" / "failed" / name / "container.log").is_file()
-    assert anndata.read_h5ad(out / "pca" / "embeddings.h5ad").n_obs == 200
-    assert not any((out / ".multiverse" / "staging").iterdir())
+        assert not result_dir(out, name, tiny_h5mu).exists(), f"{name} left a result folder"
+        assert (out / ".multiverse" / "failed" / "tiny" / name / "seed-0" / "container.log").is_file()
+    assert anndata.read_h5ad(result_dir(out, "pca", tiny_h5mu) / "embeddings.h5ad").n_obs == 200
+    assert not (out / ".multiverse" / "staging").exists() or not any((out / ".multiverse" / "staging").rglob("*.h5ad"))
 
 
 def test_a_failed_rerun_never_removes_the_earlier_good_result(faulty_catalog, tiny_h5mu, tmp_path, no_leftover_containers):
     good = plan_for(tmp_path, tiny_h5mu, {"model": {"method": "faulty", "params": {"behaviour": "ok"}}}, faulty_catalog)
     [first] = api.execute(good)
     assert first.status is Status.OK
-    result_file = tmp_path / "out" / "model" / "embeddings.h5ad"
+    result_file = result_dir(tmp_path / "out", "model", tiny_h5mu) / "embeddings.h5ad"
     before = result_file.read_bytes()
 
     bad = plan_for(tmp_path, tiny_h5mu, {"model": {"method": "faulty", "params": {"behaviour": "invalid"}}}, faulty_catalog)
@@ -90,9 +90,9 @@ def test_the_cli_exits_non_zero_and_explains_a_timeout(built, tiny_h5mu, tmp_pat
     proc = run_cli("run", "--config", config)
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "pca | timeout: ran past its timeout of 0.5 s and was killed" in proc.stdout
-    assert "1 of 1 model(s) did not succeed: pca" in proc.stderr
-    assert not (tmp_path / "out" / "pca").exists()
+    assert "tiny/pca/seed-0 | timeout: ran past its timeout of 0.5 s and was killed" in proc.stdout
+    assert "1 of 1 job(s) did not succeed: tiny/pca/seed-0" in proc.stderr
+    assert not result_dir(tmp_path / "out", "pca", tiny_h5mu).exists()
     run_id = re.search(r"run (\S+):", proc.stdout).group(1)
     assert not engine.client.containers.list(all=True, filters={"label": f"io.multiverse.run={run_id}"})
 
@@ -104,7 +104,7 @@ def test_a_model_that_exceeds_its_memory_limit_is_classed_out_of_memory(faulty_c
     [result] = api.execute(plan)
     assert result.status is Status.OUT_OF_MEMORY, result.reason
     assert "memory limit of 0.2 GiB" in result.reason
-    assert not (tmp_path / "out" / "hog").exists()
+    assert not result_dir(tmp_path / "out", "hog", tiny_h5mu).exists()
 
 
 def test_a_missing_image_is_an_infrastructure_error_with_advice_not_a_pull(
@@ -116,11 +116,11 @@ def test_a_missing_image_is_an_infrastructure_error_with_advice_not_a_pull(
     assert not engine.has_image(image_of(unbuilt).tag)
     plan = plan_for(tmp_path, tiny_h5mu, {"unbuilt": {}, "pca": {}}, {**faulty_catalog, "unbuilt": unbuilt})
 
-    results = {r.name: r for r in api.execute(plan)}
+    results = {r.name.split("/")[1]: r for r in api.execute(plan)}
 
     assert results["unbuilt"].status is Status.INFRASTRUCTURE_ERROR
     assert "never-built-test" in results["unbuilt"].reason
     assert "never pulls" in results["unbuilt"].reason and "multiverse build" in results["unbuilt"].reason
     assert not engine.has_image(image_of(unbuilt).tag), "the image must not have been pulled"
     assert results["pca"].status is Status.OK
-    assert not (tmp_path / "out" / "unbuilt").exists()
+    assert not result_dir(tmp_path / "out", "unbuilt", tiny_h5mu).exists()

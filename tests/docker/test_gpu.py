@@ -1,33 +1,40 @@
-"""Asking for a GPU on a machine without one fails clearly, before any training."""
+"""GPUs: no method's image can use one, so asking is refused before start; the backend explains a GPU it cannot serve."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import yaml
 
-from multiverse import api
-from multiverse.runner.results import Status
+from multiverse.backends.base import ContainerSpec, Resources
+from multiverse.catalog import METHODS
+from multiverse.errors import InfrastructureError
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.docker
+
+@pytest.mark.parametrize("method", [m for m in METHODS if not METHODS[m].control])
+def test_asking_a_cpu_only_method_for_a_gpu_is_refused_before_anything_starts(method, tiny_h5mu, tmp_path):
+    config = tmp_path / "runner_config.yaml"
+    config.write_text(yaml.safe_dump({"input": str(tiny_h5mu), "output": "out", "models": {method: {"gpus": 1}}}))
+
+    proc = run_cli("run", "--config", config)
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "runs on the CPU only" in proc.stderr and "gpus: 0" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
-def test_a_gpu_request_the_engine_cannot_serve_is_an_infrastructure_error(engine, built, tiny_h5mu, tmp_path, no_leftover_containers):
+@pytest.mark.docker
+def test_a_gpu_request_the_engine_cannot_serve_is_an_infrastructure_error(engine, built):
     if "nvidia" in (engine.client.info().get("Runtimes") or {}):
         pytest.skip("this engine has the NVIDIA runtime: the refusal cannot be shown here")
-    config = tmp_path / "runner_config.yaml"
-    config.write_text(yaml.safe_dump({"input": str(tiny_h5mu), "output": str(tmp_path / "out"), "models": {"pca": {"gpus": 1}}}))
+    from multiverse.catalog import image_of
 
-    [result] = api.execute(api.prepare(config))
-
-    assert result.status is Status.INFRASTRUCTURE_ERROR
-    assert "asked for 1 GPU(s)" in result.reason and "NVIDIA Container Toolkit" in result.reason
-    assert not (tmp_path / "out" / "pca").exists()
-
-
-def test_a_gpu_accelerator_without_a_gpu_request_is_a_config_error(tiny_h5mu, tmp_path):
-    config = tmp_path / "runner_config.yaml"
-    config.write_text(yaml.safe_dump({"input": str(tiny_h5mu), "output": "out", "models": {"multivi": {"params": {"accelerator": "gpu"}}}}))
-    proc = run_cli("run", "--config", config)
-    assert proc.returncode == 2
-    assert "also set 'gpus: 1'" in proc.stderr
+    spec = ContainerSpec(
+        name="gpu-probe", image=engine.resolve_image(image_of(METHODS["pca"]).tag), command=("--help",),
+        mounts=(), resources=Resources(timeout_s=60, memory_bytes=2**28, cpus=1, pids=64, gpus=1), run_id="gpu-test",
+    )
+    with pytest.raises(InfrastructureError, match="asked for 1 GPU.*NVIDIA Container Toolkit"):
+        engine.run(spec, threading.Event(), lambda line: None)
+    assert not engine.containers_of("gpu-test")

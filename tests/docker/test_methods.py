@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO, require_images, run_cli
+from tests.conftest import REPO, records, require_images, run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -51,12 +51,18 @@ def knn_accuracy(embedding: np.ndarray, labels: np.ndarray, k: int = 15) -> floa
     return float((votes == codes).mean())
 
 
+def folder_of(out: Path, model: str, seed: int = 0) -> Path:
+    """A model's result folder in the output of a one-input run (<out>/<dataset>/<model>/seed-<seed>)."""
+    [folder] = out.glob(f"*/{model}/seed-{seed}")
+    return folder
+
+
 def embedding_of(out: Path, model: str) -> ad.AnnData:
-    return ad.read_h5ad(out / model / "embeddings.h5ad")
+    return ad.read_h5ad(folder_of(out, model) / "embeddings.h5ad")
 
 
 def metrics_of(out: Path, model: str) -> dict:
-    return json.loads((out / model / "metrics.json").read_text())
+    return json.loads((folder_of(out, model) / "metrics.json").read_text())
 
 
 def run_smoke(data: Path, out: Path, config: Path = SMOKE) -> Path:
@@ -88,8 +94,9 @@ def test_all_five_methods_finish_two_at_a_time_sharing_the_cpus(rna_atac_run, ti
     manifest = json.loads((rna_atac_run / "manifest.json").read_text())
     assert manifest["parallel_jobs"] == 2
     input_cells = md.read_h5mu(tiny_h5mu).obs_names
+    jobs = records(rna_atac_run)
     for model in METHODS:
-        entry = manifest["models"][model]
+        entry = jobs[model]
         assert entry["status"] == "ok", (model, entry["reason"])
         assert entry["limits"]["cpus"] == pytest.approx(1.0), "two jobs share the two CPUs equally"
         embedding = embedding_of(rna_atac_run, model)
@@ -216,10 +223,10 @@ def test_mowgli_with_too_few_inner_steps_is_a_method_error_not_a_result(images, 
     out = tmp_path / "out"
     proc = run_cli("run", "--config", config, "--input", tiny_h5mu, "--output", out, "--no-report")
     assert proc.returncode == 1, proc.stdout[-3000:]
-    entry = json.loads((out / "manifest.json").read_text())["models"]["mowgli"]
+    entry = records(out)["mowgli"]
     assert entry["status"] == "method error", entry
     assert "loss rose" in entry["reason"] and "max_iter_inner" in entry["reason"], entry["reason"]
-    assert not (out / "mowgli" / "embeddings.h5ad").exists()
+    assert not list(out.glob("*/mowgli/seed-0/embeddings.h5ad"))
 
 
 def test_the_preset_that_ran_is_in_metrics_json(rna_atac_run):
@@ -289,10 +296,10 @@ def test_count_models_say_not_applicable_without_counts(images, normalised_only_
         "--input", normalised_only_h5mu, "--output", out, "--no-report",
     )
     assert proc.returncode == 1, "a model that did not run is not a success"
-    manifest = json.loads((out / "manifest.json").read_text())["models"]
+    manifest = records(out)
     assert manifest["pca"]["status"] == "ok"
     for model in ("multivi", "cobolt"):
         assert manifest[model]["status"] == "not applicable", manifest[model]
         assert "raw counts" in manifest[model]["reason"], manifest[model]["reason"]
-        assert not (out / model / "embeddings.h5ad").exists()
+        assert not list(out.glob(f"*/{model}/seed-0/embeddings.h5ad"))
     assert "not applicable" in proc.stdout

@@ -9,6 +9,7 @@ import yaml
 
 from multiverse import api
 from multiverse.runner.results import Status
+from tests.conftest import result_dir
 
 pytestmark = pytest.mark.docker
 
@@ -20,14 +21,14 @@ def config_with(tmp_path, data, models):
 
 
 def statuses(results):
-    return {r.name: r.status for r in results}
+    return {r.name.split("/")[1]: r.status for r in results}
 
 
 def test_a_second_run_skips_everything_and_a_changed_parameter_reruns_only_that_model(built, tiny_h5mu, tmp_path):
     models = {"pca_a": {"method": "pca", "params": {"n_components": 5}}, "pca_b": {"method": "pca", "params": {"n_components": 6}}}
     first = api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)))
     assert statuses(first) == {"pca_a": Status.OK, "pca_b": Status.OK}
-    b_before = (tmp_path / "out" / "pca_b" / "embeddings.h5ad").stat().st_mtime_ns
+    b_before = (result_dir(tmp_path / "out", "pca_b", tiny_h5mu) / "embeddings.h5ad").stat().st_mtime_ns
 
     second = api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)))
     assert statuses(second) == {"pca_a": Status.CACHED, "pca_b": Status.CACHED}
@@ -35,7 +36,7 @@ def test_a_second_run_skips_everything_and_a_changed_parameter_reruns_only_that_
     models["pca_a"]["params"]["n_components"] = 8
     third = api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)))
     assert statuses(third) == {"pca_a": Status.OK, "pca_b": Status.CACHED}
-    assert (tmp_path / "out" / "pca_b" / "embeddings.h5ad").stat().st_mtime_ns == b_before
+    assert (result_dir(tmp_path / "out", "pca_b", tiny_h5mu) / "embeddings.h5ad").stat().st_mtime_ns == b_before
 
     forced = api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)), force=True)
     assert statuses(forced) == {"pca_a": Status.OK, "pca_b": Status.OK}
@@ -44,7 +45,7 @@ def test_a_second_run_skips_everything_and_a_changed_parameter_reruns_only_that_
 def test_a_damaged_result_is_not_trusted(built, tiny_h5mu, tmp_path):
     models = {"pca": {}}
     api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)))
-    (tmp_path / "out" / "pca" / "embeddings.h5ad").write_bytes(b"not any more")
+    (result_dir(tmp_path / "out", "pca", tiny_h5mu) / "embeddings.h5ad").write_bytes(b"not any more")
 
     [again] = api.execute(api.prepare(config_with(tmp_path, tiny_h5mu, models)))
 
@@ -56,14 +57,14 @@ def test_the_manifest_says_what_ran(built, tiny_h5mu, tmp_path):
 
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
 
-    record = manifest["models"]["pca"]
+    record = manifest["jobs"]["tiny/pca/seed-3"]
     assert record["status"] == "ok"
     assert record["image_id"].startswith("sha256:")
     assert record["seed"] == 3 and record["params"]["n_components"] == 30
     assert record["versions"]["scanpy"] and record["versions"]["python"]
-    assert record["input_sha256"] == manifest["input"]["sha256"]
+    assert record["input_sha256"] == manifest["datasets"]["tiny"]["input"]["sha256"]
     assert record["exit_code"] == 0 and record["duration_s"] > 0 and record["peak_memory_mb"] > 0
     assert record["started_at"] <= record["finished_at"]
-    assert manifest["engine"]["version"] and manifest["multiverse_version"] and manifest["host"]["hostname"]
-    provenance = json.loads((tmp_path / "out" / "pca" / "provenance.json").read_text())
+    assert manifest["backend"]["kind"] == "docker" and manifest["backend"]["version"] and manifest["multiverse_version"] and manifest["host"]["hostname"]
+    provenance = json.loads((result_dir(tmp_path / "out", "pca", tiny_h5mu, seed=3) / "provenance.json").read_text())
     assert provenance["key"]["image_id"] == record["image_id"]

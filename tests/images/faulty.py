@@ -12,6 +12,18 @@ does what its ``behaviour`` parameter says:
 - no_output:    exit 0 without writing anything
 - oom:          allocate memory until the container's limit kills it
 - not_applicable: exit with the contract's "not applicable" code
+- hostile:      write a valid result, then replace every file the host reads or writes
+                (embeddings.h5ad, metrics.json, log.txt, provenance.json) by a symbolic link
+                to ``target`` (a host path outside the output root)
+- hardlink:     a valid result whose metrics.json has a second name (a hard link)
+- fifo:         a valid result plus a FIFO (which would block a reader)
+- bad_echo:     a valid result whose echoed parameters are not JSON
+- self_deadline: ignore everything and sleep; only the container's own deadline ends it
+- print_env:    print the environment, then write a valid result
+
+Called with ``--results`` it plays the evaluation container instead and, when the
+labels say ``{"hostile": target}``, writes a scores.json whose figure names and
+figure files point at ``target``.
 """
 
 import argparse
@@ -29,7 +41,20 @@ parser.add_argument("--input", type=Path)
 parser.add_argument("--output", type=Path)
 parser.add_argument("--params", default="{}")
 parser.add_argument("--modalities", default="{}")
+parser.add_argument("--counts", default="{}")
+parser.add_argument("--results", type=Path)
+parser.add_argument("--models", default="[]")
+parser.add_argument("--labels", default="{}")
+parser.add_argument("--seed", default="0")
 args = parser.parse_args()
+if args.results is not None:  # the evaluation's role
+    target = json.loads(args.labels).get("hostile", "/nonexistent")
+    for name in ("umap_cell_type.png", "umap_batch.png"):
+        os.symlink(target, args.output / name)
+    scores = {"schema_version": 1, "models": {}, "figures": {"cell_type": "umap_cell_type.png", "batch": target,
+              "plain": "../../../../" + target.lstrip("/")}}
+    (args.output / "scores.json").write_text(json.dumps(scores))
+    sys.exit(0)
 params = json.loads(args.params)
 behaviour = params.get("behaviour", "ok")
 print(f"faulty: behaviour={behaviour} uid={os.getuid()} gid={os.getgid()}", flush=True)
@@ -78,6 +103,15 @@ if behaviour == "oom":
         hog.append(np.ones(32 * 1024 * 1024 // 8))  # 32 MiB at a time, touched
 if behaviour == "no_output":
     sys.exit(0)
+if behaviour == "self_deadline":
+    sys.path.insert(0, "/opt/multiverse")
+    from multiverse_methods import deadline
+
+    print(f"faulty: own deadline in {deadline.start()} s", flush=True)
+    time.sleep(600)
+if behaviour == "print_env":
+    for key in sorted(os.environ):
+        print(f"env {key}={os.environ[key]}", flush=True)
 
 names = obs_names()
 rng = np.random.default_rng(0)
@@ -96,4 +130,21 @@ if behaviour == "probe":
     }
     (args.output / "probe.json").write_text(json.dumps(probe))
 write_result(names, embedding)
+if behaviour == "hostile":
+    target = params["target"]
+    for name in ("embeddings.h5ad", "metrics.json", "log.txt", "provenance.json"):
+        path = args.output / name
+        if path.exists():
+            path.unlink()
+        os.symlink(target, path)
+if behaviour == "hardlink":
+    os.link(args.output / "metrics.json", args.output / "metrics-copy.json")
+if behaviour == "fifo":
+    os.mkfifo(args.output / "pipe")
+if behaviour == "bad_echo":
+    import anndata
+
+    adata = anndata.read_h5ad(args.output / "embeddings.h5ad")
+    adata.uns["multiverse_params"] = "{not json"
+    adata.write_h5ad(args.output / "embeddings.h5ad")
 print("faulty: done", flush=True)

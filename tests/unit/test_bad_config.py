@@ -15,7 +15,7 @@ CASES = {
     "bad memory": ("models:\n  pca:\n    memory: lots\n", "models.pca.memory", "is not a size"),
     "bad timeout": ("defaults:\n  timeout: soon\n", "defaults.timeout", "is not a duration"),
     "malformed yaml": ("models: [pca\n", "not valid YAML", "line"),
-    "escaping name": ("models:\n  ../evil:\n    method: pca\n", "cannot be an output folder name", "inside the output folder"),
+    "escaping name": ("models:\n  ../evil:\n    method: pca\n", "cannot be a folder name", "inside the output folder"),
 }
 
 

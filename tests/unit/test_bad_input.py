@@ -112,4 +112,4 @@ def test_a_modality_the_model_does_not_accept(tmp_path, monkeypatch):
     proc = run_cli("run", "--config", config)
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 2, message
-    assert "multivi" in message and "adt" in message and "Models that can run on it: pca" in message
+    assert "multivi suits none of the inputs" in message and "adt" in message and "Models that can run: pca" in message

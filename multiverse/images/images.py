@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 from multiverse import __version__
-from multiverse.build.buildkit import buildkit_client, buildkit_env
-from multiverse.build.wheelhouse import ensure_wheelhouse
+from multiverse.images.buildkit import buildkit_client, buildkit_env
+from multiverse.images.wheelhouse import ensure_wheelhouse
 from multiverse.catalog import IMAGES, ImageSpec
-from multiverse.engine import Engine
+from multiverse.backends.docker import DockerBackend
 from multiverse.errors import BuildError
 
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
@@ -38,7 +38,7 @@ def project_root() -> Path:
     return root
 
 
-def choose_base_image(engine: Engine, requested: str | None = None) -> str:
+def choose_base_image(engine: DockerBackend, requested: str | None = None) -> str:
     """The Python base image: as requested, else the official one, else the offline one."""
     if requested:
         if not engine.has_image(requested):
@@ -47,15 +47,12 @@ def choose_base_image(engine: Engine, requested: str | None = None) -> str:
     for candidate in (OFFICIAL_BASE, OFFLINE_BASE):
         if engine.has_image(candidate):
             return candidate
-    try:
-        engine.client.images.pull(OFFICIAL_BASE)
+    if engine.try_pull(OFFICIAL_BASE):
         return OFFICIAL_BASE
-    except Exception:  # noqa: BLE001 - no registry answers: say how to build offline
-        raise BuildError(
-            f"no Python base image: {OFFICIAL_BASE} is not present and cannot be pulled. "
-            f"Build the equivalent offline image with 'make base-image' (as root), "
-            f"or pass --base-image."
-        ) from None
+    raise BuildError(
+        f"no Python base image: {OFFICIAL_BASE} is not present and cannot be pulled. "
+        f"Build the equivalent offline image with 'make base-image' (as root), or pass --base-image."
+    )
 
 
 @dataclass
@@ -67,7 +64,7 @@ class BuiltImage:
 
 
 class ImageBuilder:
-    def __init__(self, engine: Engine, base_image: str, log: Callable[[str], None] = print, no_cache: bool = False):
+    def __init__(self, engine: DockerBackend, base_image: str, log: Callable[[str], None] = print, no_cache: bool = False):
         self.engine = engine
         self.base_image = base_image
         self.log = log
@@ -90,6 +87,7 @@ class ImageBuilder:
             "--progress=plain",
             "--file", str(dockerfile),
             "--build-arg", f"BASE_IMAGE={base}",
+            *[arg for key, value in spec.build_args.items() for arg in ("--build-arg", f"{key}={value}")],
             "--label", f"{LABEL_COMPONENT}={spec.name}",
             "--label", f"io.multiverse.version={__version__}",
             "--tag", spec.tag,
@@ -104,14 +102,12 @@ class ImageBuilder:
         if proc.returncode != 0:
             tail = "\n".join(build_log.read_text().splitlines()[-25:])
             raise BuildError(f"building {spec.tag} failed (full log: {build_log}):\n{tail}")
-        image = self.engine.image(spec.tag)
+        image_id = self.engine.resolve_image(spec.tag)
+        size = self.engine.image_size(spec.tag)
         seconds = time.perf_counter() - start
-        self.log(f"{spec.name}: built {spec.tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {seconds:.1f} s")
-        return BuiltImage(spec, image.id, seconds, int(image.attrs["Size"]))
+        self.log(f"{spec.name}: built {spec.tag} ({size / 1e6:.0f} MB) in {seconds:.1f} s")
+        return BuiltImage(spec, image_id, seconds, size)
 
     def prune_dangling(self) -> None:
         """Remove our untagged leftovers of earlier builds, never anybody else's images."""
-        try:
-            self.engine.client.images.prune(filters={"dangling": True, "label": LABEL_COMPONENT})
-        except Exception:  # noqa: BLE001 - tidying only
-            pass
+        self.engine.prune_dangling(LABEL_COMPONENT)
