@@ -342,7 +342,9 @@ def wrapper_on_host(method: str, data: Path, out: Path, params: dict, cpus: int)
     proc = _docker_run(
         _image(method),
         ["-m", "multiverse_methods", method, "--input", f"/data/{data.name}", "--output", f"/out/{method}",
-         "--params", json.dumps(params), "--modalities", json.dumps({n: n for n in names})],
+         "--params", json.dumps(params), "--modalities", json.dumps({n: n for n in names}),
+         # The BMMC files keep raw counts in layers["counts"] (the runner finds and passes this).
+         "--counts", json.dumps({n: "layers/counts" for n in names})],
         {data.parent.resolve(): "/data:ro", out.resolve(): "/out"},
         cpus,
     )
