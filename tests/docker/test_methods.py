@@ -81,19 +81,51 @@ def images(engine):
 
 
 @pytest.fixture(scope="module")
-def rna_atac_run(images, tiny_h5mu, tmp_path_factory):
-    return run_smoke(tiny_h5mu, tmp_path_factory.mktemp("methods") / "rna_atac")
+def multiome_h5mu(tmp_path_factory) -> Path:
+    """300 synthetic cells, 300 genes, 5000 peaks, 6 types (two twin pairs), 2 batches.
+
+    Larger than the 200-cell, 600-peak fixture of conftest: on that one MultiVI and
+    Cobolt, with the smoke settings, could not see the ATAC-only difference of
+    types 0/1 (twin accuracy 0.58 and 0.55), which 5000 peaks carry (0.81 and
+    above; see KNOWN_MISSES and docs/METHODS.md).
+    """
+    from multiverse.synthetic import write_synthetic
+
+    return write_synthetic(tmp_path_factory.mktemp("data") / "multiome.h5mu", n_cells=300, n_genes=300, n_peaks=5000)
 
 
 @pytest.fixture(scope="module")
-def rna_adt_run(images, tiny_adt_h5mu, tmp_path_factory):
-    return run_smoke(tiny_adt_h5mu, tmp_path_factory.mktemp("methods") / "rna_adt")
+def cite_h5mu(tmp_path_factory) -> Path:
+    """300 synthetic cells, 300 genes, 30 proteins (on 200 cells and 400 genes MultiVI saw
+    only part of the RNA-only difference, 0.77)."""
+    from multiverse.synthetic import write_synthetic
+
+    return write_synthetic(tmp_path_factory.mktemp("data") / "cite.h5mu", n_cells=300, n_genes=300, second="adt")
 
 
-def test_all_five_methods_finish_two_at_a_time_sharing_the_cpus(rna_atac_run, tiny_h5mu):
+@pytest.fixture(scope="module")
+def rna_atac_run(images, multiome_h5mu, tmp_path_factory):
+    return run_smoke(multiome_h5mu, tmp_path_factory.mktemp("methods") / "rna_atac")
+
+
+@pytest.fixture(scope="module")
+def rna_adt_run(images, cite_h5mu, tmp_path_factory):
+    return run_smoke(cite_h5mu, tmp_path_factory.mktemp("methods") / "rna_adt")
+
+
+def data_of(run: str, request) -> Path:
+    """The input file of a run fixture."""
+    return request.getfixturevalue("multiome_h5mu" if run == "rna_atac_run" else "cite_h5mu")
+
+
+def labels_of(path: Path) -> np.ndarray:
+    return md.read_h5mu(path).obs["cell_type"].astype(str).to_numpy()
+
+
+def test_all_five_methods_finish_two_at_a_time_sharing_the_cpus(rna_atac_run, multiome_h5mu):
     manifest = json.loads((rna_atac_run / "manifest.json").read_text())
     assert manifest["parallel_jobs"] == 2
-    input_cells = md.read_h5mu(tiny_h5mu).obs_names
+    input_cells = md.read_h5mu(multiome_h5mu).obs_names
     jobs = records(rna_atac_run)
     for model in METHODS:
         entry = jobs[model]
@@ -105,10 +137,9 @@ def test_all_five_methods_finish_two_at_a_time_sharing_the_cpus(rna_atac_run, ti
 
 
 @pytest.mark.parametrize("run", ["rna_atac_run", "rna_adt_run"])
-def test_every_method_separates_the_known_cell_types_far_better_than_random(run, request, tiny_h5mu, tiny_adt_h5mu):
+def test_every_method_separates_the_known_cell_types_far_better_than_random(run, request):
     out = request.getfixturevalue(run)
-    data = tiny_h5mu if run == "rna_atac_run" else tiny_adt_h5mu
-    labels = md.read_h5mu(data).obs["cell_type"].astype(str).to_numpy()
+    labels = labels_of(data_of(run, request))
     random_score = knn_accuracy(embedding_of(out, "control_random").obsm["X_emb"], labels)
     assert random_score < 0.35, f"the random control should sit near chance, got {random_score:.2f}"
     scores = {m: knn_accuracy(embedding_of(out, m).obsm["X_emb"], labels) for m in METHODS}
@@ -123,11 +154,11 @@ def test_every_method_separates_the_known_cell_types_far_better_than_random(run,
 #: modality and differs only in the other, named here.
 TWINS = {("type_0", "type_1"): "second", ("type_2", "type_3"): "rna"}
 #: An embedding "tells a twin pair apart" when a leave-one-out 15-nearest-neighbour vote
-#: among the pair's ~65 cells recovers the type this often. Chance is 0.5 (a little
-#: less, leave-one-out); PCA of one modality alone scores 0.46-0.56 on the pair that
-#: modality cannot see (while it separates all types overall at kNN 0.84-0.88, which
-#: the test above accepts) and PCA of both modalities 0.94-1.0 (measured when this
-#: was written).
+#: among the pair's ~100 cells recovers the type this often. Chance is 0.5 (a little
+#: less, leave-one-out); PCA of one modality alone scores 0.42-0.58 on the pair that
+#: modality cannot see (while it separates all types overall at kNN 0.82-0.87, which
+#: the test above accepts) and PCA of both modalities 1.0 (measured when this was
+#: written, on the 300-cell data of this module).
 MIN_TWIN_ACCURACY = 0.8
 
 
@@ -142,11 +173,11 @@ def twin_scores(embedding, labels) -> dict:
 
 
 @pytest.fixture(scope="module")
-def one_modality_runs(images, tiny_h5mu, tiny_adt_h5mu, tmp_path_factory) -> dict:
+def one_modality_runs(images, multiome_h5mu, cite_h5mu, tmp_path_factory) -> dict:
     """PCA of each fixture's RNA alone and of its second modality alone (the same PCA wrapper)."""
     out = {}
     root = tmp_path_factory.mktemp("one_modality")
-    for run, path in (("rna_atac_run", tiny_h5mu), ("rna_adt_run", tiny_adt_h5mu)):
+    for run, path in (("rna_atac_run", multiome_h5mu), ("rna_adt_run", cite_h5mu)):
         data = md.read_h5mu(path)
         for name in data.mod:
             single = md.MuData({name: data.mod[name]})
@@ -163,9 +194,9 @@ def one_modality_runs(images, tiny_h5mu, tiny_adt_h5mu, tmp_path_factory) -> dic
 
 @pytest.mark.parametrize("run", ["rna_atac_run", "rna_adt_run"])
 def test_an_embedding_of_one_modality_alone_cannot_tell_apart_the_twins_of_that_modality(
-    run, one_modality_runs, tiny_h5mu, tiny_adt_h5mu
+    run, one_modality_runs, request
 ):
-    labels = md.read_h5mu(tiny_h5mu if run == "rna_atac_run" else tiny_adt_h5mu).obs["cell_type"].astype(str).to_numpy()
+    labels = labels_of(data_of(run, request))
     for kind in ("rna", "second"):
         scores = {pair: twin_accuracy(one_modality_runs[(run, kind)], labels, pair) for pair in TWINS}
         for pair, differs_in in TWINS.items():
@@ -178,12 +209,18 @@ def test_an_embedding_of_one_modality_alone_cannot_tell_apart_the_twins_of_that_
 #: Methods that do not tell both twin pairs apart with the smoke settings (measured
 #: twin accuracies type_0/1, type_2/3 when this was written); strict, so that a fix
 #: shows up as a failure here until the mark is removed. See docs/METHODS.md.
+#: Mowgli keeps the ATAC- and ADT-only differences but loses most of the RNA-only
+#: one, with the smoke settings (latent_dim 8, 100 inner steps) as with its fast
+#: preset alone (latent_dim 15, 200 inner steps: 0.98, 0.58 on the RNA+ATAC data);
+#: more inner steps do not change it, and the cause is not established.
+#: MOFA+ with mofapy2's default of no view scaling (scale_views false) lets the 300
+#: genes outweigh the 30 proteins: the ADT-only difference is lost (0.63 with its
+#: defaults, 0.64 with preset fast); with scale_views true it scores 1.0, 1.0. The
+#: default stays mofapy2's: on the real CITE file it is 0.05 ARI above muon's recipe.
 KNOWN_MISSES = {
-    ("rna_atac_run", "multivi"): "misses the ATAC-only difference (0.58, 0.91)",
-    ("rna_adt_run", "multivi"): "misses part of the RNA-only difference (1.0, 0.77)",
-    ("rna_atac_run", "mowgli"): "misses the RNA-only difference (0.98, 0.36)",
-    ("rna_adt_run", "mowgli"): "misses the RNA-only difference (1.0, 0.62)",
-    ("rna_atac_run", "cobolt"): "misses the ATAC-only difference (0.55, 1.0)",
+    ("rna_adt_run", "mofa"): "loses the ADT-only difference without view scaling (0.64, 1.0)",
+    ("rna_atac_run", "mowgli"): "misses the RNA-only difference (0.98, 0.59)",
+    ("rna_adt_run", "mowgli"): "misses the RNA-only difference (1.0, 0.41)",
 }
 
 
@@ -197,9 +234,9 @@ def _twin_cases():
 
 
 @pytest.mark.parametrize("run, method", list(_twin_cases()))
-def test_each_method_tells_apart_twin_types_that_differ_in_one_modality_only(run, method, request, tiny_h5mu, tiny_adt_h5mu):
+def test_each_method_tells_apart_twin_types_that_differ_in_one_modality_only(run, method, request):
     out = request.getfixturevalue(run)
-    labels = md.read_h5mu(tiny_h5mu if run == "rna_atac_run" else tiny_adt_h5mu).obs["cell_type"].astype(str).to_numpy()
+    labels = labels_of(data_of(run, request))
     scores = twin_scores(embedding_of(out, method).obsm["X_emb"], labels)
     assert min(scores.values()) >= MIN_TWIN_ACCURACY, f"{method}: twin accuracy {scores}"
 
@@ -241,8 +278,8 @@ def test_the_preset_that_ran_is_in_metrics_json(rna_atac_run):
             assert params[key] == settings.get(key, value), (model, key)
 
 
-def test_the_same_seed_gives_an_identical_embedding(rna_atac_run, tiny_h5mu, tmp_path):
-    again = run_smoke(tiny_h5mu, tmp_path / "again")
+def test_the_same_seed_gives_an_identical_embedding(rna_atac_run, multiome_h5mu, tmp_path):
+    again = run_smoke(multiome_h5mu, tmp_path / "again")
     for model in METHODS:
         first = embedding_of(rna_atac_run, model).obsm["X_emb"]
         second = embedding_of(again, model).obsm["X_emb"]
