@@ -40,7 +40,7 @@ import math
 import statistics
 from typing import Optional
 
-from multiverse.report.ranking import BATCH, BIO, LABELS, RANDOM, TOTAL, metric_keys
+from multiverse.report.ranking import BATCH, BIO, LABELS, RANDOM, TOTAL, metric_keys, preset_of
 from multiverse_methods.scoring.metric_sets import BATCH_WEIGHT, BIO_WEIGHT
 
 #: The label control must beat the random control by this much for a metric to be scaled.
@@ -63,7 +63,8 @@ def _entries(view: dict) -> dict[str, dict]:
 
     entries: dict[str, dict] = {}
     for job, record in view["models"].items():
-        entry = entries.setdefault(entry_of(job), {"method": record.get("method"), "jobs": []})
+        entry = entries.setdefault(entry_of(job), {"method": record.get("method"), "jobs": [],
+                                                   "preset": preset_of(record)})
         spec = METHODS.get(record.get("method") or "")
         entry["control"] = bool(spec and spec.control)
         entry["jobs"].append(job)
@@ -78,7 +79,7 @@ def seed_means(scores: dict, view: dict) -> dict[str, dict]:
         scored = [scores["models"][j] for j in info["jobs"] if scores["models"].get(j, {}).get("status") == "ok"]
         means = {key: _mean(s["metrics"].get(key) for s in scored) for key in keys}
         out[entry] = {**means, "n_scored": len(scored), "method": info["method"], "control": info["control"],
-                      "n_jobs": len(info["jobs"])}
+                      "n_jobs": len(info["jobs"]), "preset": info["preset"]}
     return out
 
 
@@ -150,7 +151,7 @@ def overall_table(per_dataset: dict[str, tuple[dict, dict]]) -> dict:
         per_data = {d: _groups(scaled[d][entry], first_scores) for d in datasets if entry in scaled[d]}
         completed = sum(1 for d in datasets if entry in means[d] and means[d][entry]["n_scored"])
         planned = sum(1 for d in datasets if entry in means[d])
-        rows.append({"model": entry, "method": info["method"], "control": info["control"],
+        rows.append({"model": entry, "method": info["method"], "control": info["control"], "preset": info["preset"],
                      "completed": completed, "datasets": planned, **per_metric,
                      **_groups(per_metric, first_scores), "per_dataset": per_data})
     basis = TOTAL if any(r[TOTAL] is not None for r in rows) else BIO if any(r[BIO] is not None for r in rows) else None

@@ -54,6 +54,11 @@ code{background:#f4f4f4;padding:0 .2rem}
 """
 
 
+def _preset(row: dict) -> str:
+    """" (preset: fast)" beside a model that did not run its method's defaults."""
+    return f' <span class="preset">(preset: {html.escape(row["preset"])})</span>' if row.get("preset") else ""
+
+
 def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -146,7 +151,7 @@ def dataset_section(folder: Path, scores: dict, manifest: dict, dataset: str, se
             css += " notcomparable"
         body.append(
             f'<tr class="{css}"><td class="rank">{html.escape(rank)}</td><td class="name">{html.escape(row["model"])}'
-            f'{" (control)" if row["control"] else ""}</td>'
+            f'{" (control)" if row["control"] else ""}{_preset(row)}</td>'
             f"<td><b>{_fmt(total)}</b>{bar}</td><td>{_fmt(row[BIO])}</td><td>{_fmt(row[BATCH])}</td>"
             + "".join(cells) + "</tr>"
         )
@@ -212,7 +217,7 @@ def overall_section(overall: dict, display: dict, figure: str) -> str:
         per = "".join(f"<td>{_fmt((row['per_dataset'].get(d) or {}).get(basis or TOTAL))}</td>" for d in datasets)
         body.append(
             f'<tr class="{"control" if row["control"] else "method"}"><td class="rank">{rank}</td>'
-            f'<td class="name">{html.escape(row["model"])}</td><td>{row["completed"]}/{row["datasets"]}</td>'
+            f'<td class="name">{html.escape(row["model"])}{_preset(row)}</td><td>{row["completed"]}/{row["datasets"]}</td>'
             f"<td><b>{_fmt(row[TOTAL])}</b></td><td>{_fmt(row[BIO])}</td><td>{_fmt(row[BATCH])}</td>{cells}{per}</tr>")
     excluded = [f"<li><b>{html.escape(d)}</b>, {html.escape(display.get(k, k))}: {html.escape(why)}</li>"
                 for d, items in overall["excluded"].items() for k, why in items.items()]

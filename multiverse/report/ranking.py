@@ -32,6 +32,12 @@ def _is_control(name: str, manifest: dict) -> bool:
     return bool(spec and spec.control)
 
 
+def preset_of(record: dict) -> str | None:
+    """The parameter preset a job ran with, when not its method's defaults (e.g. "fast")."""
+    preset = (record.get("params") or {}).get("preset")
+    return preset if isinstance(preset, str) and preset != "default" else None
+
+
 def metric_keys(scores: dict) -> list[str]:
     return [*scores["metric_names"][BIO], *scores["metric_names"][BATCH]]
 
@@ -62,6 +68,7 @@ def table_rows(scores: dict, manifest: dict) -> tuple[list[dict], str | None]:
             "runtime_s": record.get("runtime_s"),
             "peak_memory_mb": record.get("peak_memory_mb"),
             "scored": scored.get("status") == "ok",
+            "preset": preset_of(record),
             BIO: aggregates.get(BIO),
             BATCH: aggregates.get(BATCH),
             TOTAL: aggregates.get(TOTAL),
