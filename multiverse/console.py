@@ -129,11 +129,12 @@ def print_summary(console: Console, results: list[JobResult]) -> None:
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("peak memory", justify="right")
-    table.add_column("output / reason", overflow="fold")
+    table.add_column("reason", overflow="fold")
     for result in results:
         peak = result.peak_memory_mb
         runtime = result.metrics.get("runtime_s", result.duration_s)
-        where = str(result.output_dir) if result.status.succeeded else result.reason
+        # A result's folder is <output>/<job>: the job column says it; the width goes to the reasons.
+        where = "" if result.status.succeeded else result.reason or ""
         table.add_row(
             Text(result.name),
             Text(result.status.value, style=STATUS_STYLE.get(result.status, "red")),
@@ -142,6 +143,10 @@ def print_summary(console: Console, results: list[JobResult]) -> None:
             Text(where),
         )
     console.print(table)
+    roots = {str(r.output_dir)[: -len(r.name)].rstrip("/") for r in results
+             if r.status.succeeded and r.output_dir and str(r.output_dir).endswith(r.name)}
+    if len(roots) == 1:
+        console.print(Text(f"results in {roots.pop()}/<job>/"))
     for result in results:
         if not result.status.succeeded and result.log_tail and result.status is not Status.INTERRUPTED:
             console.print(Text(result.name, style="bold red") + Text(" last log lines:"))

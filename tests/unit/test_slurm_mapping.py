@@ -48,6 +48,8 @@ JOB_LIMITS = Limits(timeout=60, memory=2**30, cpus=1, pids=64, gpus=0)
 
 class _Job:
     name = "mofa"
+    base = "mofa"
+    method = "mofa"
     limits = JOB_LIMITS
 
 
