@@ -23,21 +23,25 @@ log = logging.getLogger("multiverse_methods.pca")
 
 
 def modality_block(adata, name: str, kind: str, params: PcaParams) -> np.ndarray:
+    """The scaled, weighted cells x selected-features block of one modality (float32, dense)."""
     x, is_counts = preprocess.expression(adata, name)
-    x = x[:, preprocess.drop_empty_features(x)]
+    nonempty = preprocess.drop_empty_features(x)
     keep = (
-        preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
-        if is_counts else np.arange(x.shape[1])
+        preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)
+        if is_counts else nonempty
     )
-    # Normalised on every feature (library sizes, TF-IDF terms), then reduced to the selection.
-    x = np.asarray(preprocess.normalize(x, kind, is_counts)[:, keep].toarray(), dtype=np.float64)
-    x -= x.mean(axis=0)
-    sd = x.std(axis=0)
-    x = x[:, sd > 0] / sd[sd > 0]
+    # Normalised with per-cell terms from every feature (library sizes, TF-IDF), made dense only
+    # on the selection; statistics in float64, the block itself float32 (what PCA gets anyway).
+    x = preprocess.normalize(x, kind, is_counts, columns=keep).toarray().astype(np.float32, copy=False)
+    mean = x.mean(axis=0, dtype=np.float64)
+    sd = x.std(axis=0, dtype=np.float64)
+    x = x[:, sd > 0]
+    x -= mean[sd > 0].astype(np.float32)
+    x /= sd[sd > 0].astype(np.float32)
     np.clip(x, -10, 10, out=x)
     log.info("%s (%s): %d features after selection", name, kind, x.shape[1])
     if params.weighting == "balanced":
-        x /= np.sqrt(x.var(axis=0).sum())
+        x /= np.float32(np.sqrt(x.var(axis=0, dtype=np.float64).sum()))
     return x
 
 
@@ -46,7 +50,8 @@ def fit(data: Dataset, params: PcaParams) -> MethodResult:
     import scanpy as sc
 
     blocks = [modality_block(ad, name, data.kinds[name], params) for name, ad in data.modalities.items()]
-    joint = np.hstack(blocks).astype(np.float32)
+    joint = np.hstack(blocks)
+    del blocks
     n_comps = min(params.n_components, joint.shape[0] - 1, joint.shape[1] - 1)
     if n_comps < params.n_components:
         log.warning("n_components lowered from %d to %d (data too small)", params.n_components, n_comps)
