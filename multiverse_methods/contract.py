@@ -44,6 +44,16 @@ class Dataset:
     def n_obs(self) -> int:
         return len(self.obs)
 
+    def release(self, name: str) -> None:
+        """Drop a modality's values once a method holds what it needs of them (its selected
+        features), so the whole input does not stay in memory beside them; shape and names stay."""
+        import scipy.sparse as sp
+
+        adata = self.modalities[name]
+        for key in list(adata.layers):
+            del adata.layers[key]
+        adata.X = sp.csr_matrix(adata.shape, dtype=np.float32)
+
     def of_kind(self, kind: str) -> dict:
         return {name: ad for name, ad in self.modalities.items() if self.kinds[name] == kind}
 

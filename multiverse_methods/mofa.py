@@ -131,6 +131,7 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
     views, features = [], []
     for name, likelihood in zip(names, likelihoods):
         y, feats = prepare_view(data.modalities[name], name, data.kinds[name], likelihood, params)
+        data.release(name)  # the view holds what MOFA+ needs
         views.append([y])
         features.append(feats)
 

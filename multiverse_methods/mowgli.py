@@ -115,6 +115,7 @@ def build_mudata(data: Dataset, params: MowgliParams):
     obs_names = pd.Index(data.obs_names.astype(str))
     for name, adata in data.modalities.items():
         mod = modality_anndata(adata, name, data.kinds[name], params)
+        data.release(name)  # the selected features are all Mowgli needs
         mod.obs_names = obs_names
         mods[name] = mod
     return mudata.MuData(mods)

@@ -51,7 +51,8 @@ def fill_block(block: np.ndarray, y, mean: np.ndarray, sd: np.ndarray, weighting
     """Write the scaled modality into ``block`` (a Fortran-ordered float32 slice of the joint matrix):
     centred, unit variance, clipped at +-10 like ``sc.pp.scale(max_value=10)``, then weighted so the
     modality's total variance is 1 ("balanced"). Column chunks keep every float64 temporary small."""
-    y.toarray(out=block)
+    for cols in _column_chunks(block.shape[1], 4096):  # no CSC copy of the whole of y
+        block[:, cols] = y[:, cols].toarray()
     mean32, sd32 = mean.astype(np.float32), sd.astype(np.float32)
     total = 0.0
     for cols in _column_chunks(block.shape[1]):
@@ -67,7 +68,10 @@ def fill_block(block: np.ndarray, y, mean: np.ndarray, sd: np.ndarray, weighting
 def fit(data: Dataset, params: PcaParams) -> MethodResult:
     from sklearn.decomposition import PCA
 
-    parts = [selected_features(ad, name, data.kinds[name], params) for name, ad in data.modalities.items()]
+    parts = []
+    for name, adata in data.modalities.items():
+        parts.append(selected_features(adata, name, data.kinds[name], params))
+        data.release(name)  # the input matrix is no longer needed
     width = sum(y.shape[1] for y, _, _ in parts)
     # One dense matrix, the only one: each modality is written into its columns (Fortran order
     # makes each modality's slice contiguous) and PCA works on it in place.

@@ -67,9 +67,11 @@ def log_normalize(x, target_sum: float = 1e4, columns=None):
     x = sp.csr_matrix(x, dtype=np.float32)
     lib = np.asarray(x.sum(axis=1)).ravel()
     lib[lib == 0] = 1.0
-    x = sp.diags((target_sum / lib).astype(np.float32)) @ _columns(x, columns)
-    x.data = np.log1p(x.data)
-    return x.tocsr()
+    x = x.copy() if columns is None else x[:, columns]
+    # Rows scaled in place on that one copy (the same float32 products as diag(s) @ x).
+    x.data *= np.repeat((target_sum / lib).astype(np.float32), np.diff(x.indptr))
+    np.log1p(x.data, out=x.data)
+    return x
 
 
 def tfidf(x, columns=None):
@@ -89,9 +91,11 @@ def tfidf(x, columns=None):
     else:
         x, idf = x[:, columns], idf[columns]
     x.data[:] = 1.0  # accessibility as binary
-    x = sp.diags((1.0 / per_cell).astype(np.float32)) @ x @ sp.diags(idf)
-    x = x.tocsr()
-    x.data = np.log1p(x.data * 1e4)
+    # In place on that one copy: the same float32 products as diag(1 / per_cell) @ x @ diag(idf).
+    x.data *= np.repeat((1.0 / per_cell).astype(np.float32), np.diff(x.indptr))
+    x.data *= idf[x.indices]
+    x.data *= np.float32(1e4)
+    np.log1p(x.data, out=x.data)
     return x
 
 
@@ -139,20 +143,36 @@ def _among(x, among):
     return np.arange(x.shape[1]) if among is None else np.asarray(among)
 
 
+#: Stored values processed at a time by the per-feature statistics: their float64
+#: temporaries stay at ~100 MB whatever the size of the matrix.
+CHUNK = 1 << 23
+
+
+def _chunks(nnz: int):
+    return (slice(start, min(start + CHUNK, nnz)) for start in range(0, nnz, CHUNK))
+
+
 def nonzero_per_feature(x) -> np.ndarray:
     """Cells in which each feature is non-zero, without copying the matrix."""
-    if sp.issparse(x):
-        x = sp.csr_matrix(x)
-        return np.bincount(x.indices[x.data != 0], minlength=x.shape[1])
-    return np.count_nonzero(np.asarray(x), axis=0)
+    if not sp.issparse(x):
+        return np.count_nonzero(np.asarray(x), axis=0)
+    x = sp.csr_matrix(x)
+    counts = np.zeros(x.shape[1], dtype=np.int64)
+    for part in _chunks(x.nnz):
+        counts += np.bincount(x.indices[part][x.data[part] != 0], minlength=x.shape[1])
+    return counts
 
 
 def column_mean_var(x) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (population) variance of every column, from the stored values alone."""
     if sp.issparse(x):
         x = sp.csr_matrix(x)
-        total = np.bincount(x.indices, weights=x.data, minlength=x.shape[1])
-        sq = np.bincount(x.indices, weights=np.square(x.data, dtype=np.float64), minlength=x.shape[1])
+        total = np.zeros(x.shape[1])
+        sq = np.zeros(x.shape[1])
+        for part in _chunks(x.nnz):
+            values = x.data[part].astype(np.float64)
+            total += np.bincount(x.indices[part], weights=values, minlength=x.shape[1])
+            sq += np.bincount(x.indices[part], weights=np.square(values, out=values), minlength=x.shape[1])
     else:
         x = np.asarray(x)
         total, sq = x.sum(axis=0, dtype=np.float64), np.square(x, dtype=np.float64).sum(axis=0)

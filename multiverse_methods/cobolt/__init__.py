@@ -45,6 +45,7 @@ def _counts_of(data: Dataset, params: CoboltParams) -> dict:
         if x.shape[1] == 0:
             raise NotApplicable(f"modality '{name}' has no feature with a non-zero count")
         log.info("%s (%s): %d of %d features used", name, kind, x.shape[1], n_all)
+        data.release(name)  # the selected counts are all Cobolt needs
         matrices[name] = x
     return matrices
 
