@@ -147,10 +147,10 @@ def plot(rows: list[dict], path: Path) -> None:
         points.sort(key=lambda r: r["cells"])
         cells = [r["cells"] for r in points]
         style = "-o" if preset == "multiome" else "--s"
-        axes[0].plot(cells, [r["wall_s"] for r in points], style, label=f"{method} ({preset})")
+        (line,) = axes[0].plot(cells, [r["wall_s"] for r in points], style, label=f"{method} ({preset})")
         mem = [(r["cells"], r["peak_memory_mb"]) for r in points if r.get("peak_memory_mb")]
-        if mem:
-            axes[1].plot(*zip(*mem), style, label=f"{method} ({preset})")
+        if mem:  # the same colour in both panels (the evaluation has no memory series)
+            axes[1].plot(*zip(*mem), style, color=line.get_color())
     axes[0].set_ylabel("wall time (s)")
     axes[1].set_ylabel("container peak memory (MiB)")
     axes[1].axhline(8 * 1024, color="grey", lw=0.8, ls=":")
