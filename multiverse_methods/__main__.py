@@ -70,6 +70,7 @@ def main(argv=None) -> int:
                 args.input, json.loads(args.modalities), json.loads(args.counts),
                 matrices=not METHODS[args.method].control,  # the controls read no values
             )
+            data.release_after_use = True  # one method, once: it may drop what it has used
             log.info(
                 "input: %d cells; %s",
                 data.n_obs,

@@ -35,6 +35,9 @@ class Dataset:
     modalities: dict  # name -> AnnData
     kinds: dict  # name -> "rna" | "atac" | "adt"
     obs: object  # pandas.DataFrame of cell annotations (global obs for .h5mu)
+    #: Whether ``release`` may drop matrices: set by the image's entry point, which trains one
+    #: method once on the data; other callers (tests, notebooks) keep their Dataset whole.
+    release_after_use: bool = False
 
     @property
     def obs_names(self):
@@ -49,6 +52,8 @@ class Dataset:
         features), so the whole input does not stay in memory beside them; shape and names stay."""
         import scipy.sparse as sp
 
+        if not self.release_after_use:
+            return
         adata = self.modalities[name]
         for key in list(adata.layers):
             del adata.layers[key]

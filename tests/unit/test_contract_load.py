@@ -86,3 +86,15 @@ def test_a_modality_of_unknown_kind_is_refused(h5mu):
     path, _, _ = h5mu
     with pytest.raises(NotApplicable, match="no known kind"):
         load_input(path, {"rna": "rna"}, {"rna": "layers/counts"})
+
+
+def test_release_drops_a_modalitys_values_only_inside_the_image(h5mu):
+    path, rna_counts, _ = h5mu
+    data = load_input(path, KINDS, {"rna": "layers/counts", "atac": "X"})
+    data.release("rna")  # a caller that keeps its Dataset (a test, a notebook): nothing dropped
+    assert data.modalities["rna"].X.nnz == rna_counts.nnz
+    data.release_after_use = True  # as the image's entry point sets it
+    data.release("rna")
+    rna = data.modalities["rna"]
+    assert rna.X.nnz == 0 and not list(rna.layers) and rna.shape == (N, 8)
+    assert data.modalities["atac"].X.nnz > 0
