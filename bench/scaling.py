@@ -75,13 +75,16 @@ def run_method(data: Path, out: Path, method: str, config: Path | None) -> dict:
     cmd = [*MULTIVERSE, "run", "--models", method, "--input", str(data), "--output", str(out),
            "--jobs", "1", "--no-report", "--force"]
     if config:
-        cmd[3:3] = ["--config", str(config)]
+        cmd[len(MULTIVERSE) + 1:len(MULTIVERSE) + 1] = ["--config", str(config)]
+    started = time.time()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     manifest = out / "manifest.json"
     jobs = json.loads(manifest.read_text())["jobs"] if manifest.is_file() else {}
     entry = next((e for name, e in jobs.items() if name.split("/")[1] == method), None)
+    if entry is not None and _epoch(entry.get("finished_at")) < started - 1:
+        entry = None  # an earlier run's record: this one ended before it started its job
     if entry is None:
         return {"status": "no result", "reason": proc.stderr[-500:], "cli_wall_s": round(elapsed, 1)}
     return {
@@ -89,6 +92,15 @@ def run_method(data: Path, out: Path, method: str, config: Path | None) -> dict:
         "exit_code": entry.get("exit_code"), "wall_s": entry.get("duration_s"),
         "peak_memory_mb": entry.get("peak_memory_mb"), "cli_wall_s": round(elapsed, 1),
     }
+
+
+def _epoch(stamp) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def evaluate(out: Path, timeout: str, memory: str) -> tuple[dict, dict]:
@@ -123,7 +135,7 @@ def table(rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: (r["preset"], r["cells"], order.get(r["method"], 99))):
         status = r["status"] + (f": {r['reason'][:80]}" if r.get("reason") and r["status"] != "ok" else "")
         lines.append(
-            f"| {r['preset']} | {r['cells']:,} | {r['method']} | {status} | {fmt(r.get('wall_s'), '.1f')} | "
+            f"| {r['preset']} | {r['cells']:,} | {r['method']}{' (' + r['config'] + ')' if r.get('config') else ''} | {status} | {fmt(r.get('wall_s'), '.1f')} | "
             f"{fmt(r.get('peak_memory_mb'), '.0f')} | {fmt(r.get('ari'), '.3f')} |"
         )
     return "\n".join(lines)
@@ -198,6 +210,7 @@ def main() -> None:
                         continue
                     print(f"{preset} {cells:,} cells: {method}", flush=True)
                     record(results, {"preset": preset, "cells": cells, "method": method,
+                                     "config": args.config.name if args.config else None,
                                      **run_method(data, out, method, args.config)})
                     ran = True
                 if ran and not args.no_evaluation:
