@@ -128,6 +128,12 @@ def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def label(r: dict) -> str:
+    """The method column: the method, its config file if any, how many embeddings an evaluation scored."""
+    text = r["method"] + (f" ({r['config']})" if r.get("config") else "")
+    return text + (f" of {r['n_scored']} embeddings" if r.get("n_scored") else "")
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| preset | cells | method | status | wall time (s) | peak memory (MiB) | ARI (Leiden) |",
              "|---|---:|---|---|---:|---:|---:|"]
@@ -135,7 +141,7 @@ def table(rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: (r["preset"], r["cells"], order.get(r["method"], 99))):
         status = r["status"] + (f": {r['reason'][:80]}" if r.get("reason") and r["status"] != "ok" else "")
         lines.append(
-            f"| {r['preset']} | {r['cells']:,} | {r['method']}{' (' + r['config'] + ')' if r.get('config') else ''} | {status} | {fmt(r.get('wall_s'), '.1f')} | "
+            f"| {r['preset']} | {r['cells']:,} | {label(r)} | {status} | {fmt(r.get('wall_s'), '.1f')} | "
             f"{fmt(r.get('peak_memory_mb'), '.0f')} | {fmt(r.get('ari'), '.3f')} |"
         )
     return "\n".join(lines)
@@ -223,13 +229,19 @@ def main() -> None:
 
 
 def latest(rows: list[dict]) -> list[dict]:
-    """The last measurement of each (preset, cells, method), with the ARI of the last evaluation after it."""
+    """The last measurement of each (preset, cells, method), with the ARI of the last evaluation after it.
+
+    Of the evaluations, the first of each folder: a later one reuses the scores the report
+    cached for the models it had already scored, so its time is not that of scoring them all.
+    """
     last: dict = {}
     ari: dict = {}
     for r in rows:
         if r["method"] == EVALUATION:
             for model, value in (r.get("ari") or {}).items():
                 ari[(r["preset"], r["cells"], model)] = value
+            if (r["preset"], r["cells"], EVALUATION) in last:
+                continue
             r = {**r, "ari": None, "peak_memory_mb": None}
         last[(r["preset"], r["cells"], r["method"])] = r
     return [{**r, "ari": ari.get(key, r.get("ari"))} for key, r in last.items()]
