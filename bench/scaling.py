@@ -161,11 +161,13 @@ def plot(rows: list[dict], path: Path) -> None:
     for r in rows:
         if r["status"] == "ok" and r.get("wall_s"):
             series.setdefault((r["method"], r["preset"]), []).append(r)
-    for (method, preset), points in sorted(series.items()):
+    colours = plt.cm.tab20.colors  # 20 distinct colours: one per method and preset
+    for i, ((method, preset), points) in enumerate(sorted(series.items())):
         points.sort(key=lambda r: r["cells"])
         cells = [r["cells"] for r in points]
         style = "-o" if preset == "multiome" else "--s"
-        (line,) = axes[0].plot(cells, [r["wall_s"] for r in points], style, label=f"{method} ({preset})")
+        (line,) = axes[0].plot(cells, [r["wall_s"] for r in points], style, color=colours[i % 20],
+                               label=f"{method} ({preset})")
         mem = [(r["cells"], r["peak_memory_mb"]) for r in points if r.get("peak_memory_mb")]
         if mem:  # the same colour in both panels (the evaluation has no memory series)
             axes[1].plot(*zip(*mem), style, color=line.get_color())
