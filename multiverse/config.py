@@ -92,7 +92,7 @@ class Limits(_Strict):
 class Defaults(Limits):
     """Limits and seed applied to every model unless the model overrides them."""
 
-    timeout: Optional[float] = 3600.0
+    timeout: Optional[float] = 7200.0  # 2 h, as runner_config.yaml: MOFA+ and the deep models on large data need it
     memory: Optional[int] = 8 * 1024**3
     cpus: Optional[float] = None  # None: the host's CPUs shared equally among parallel jobs
     pids: Optional[int] = 4096

@@ -66,7 +66,11 @@ def main(argv=None) -> int:
 
         np.random.seed(params.seed)
         with contract.Stopwatch() as watch:
-            data = contract.load_input(args.input, json.loads(args.modalities), json.loads(args.counts))
+            data = contract.load_input(
+                args.input, json.loads(args.modalities), json.loads(args.counts),
+                matrices=not METHODS[args.method].control,  # the controls read no values
+            )
+            data.release_after_use = True  # one method, once: it may drop what it has used
             log.info(
                 "input: %d cells; %s",
                 data.n_obs,

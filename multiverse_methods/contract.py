@@ -13,7 +13,6 @@ import platform
 import resource
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +35,9 @@ class Dataset:
     modalities: dict  # name -> AnnData
     kinds: dict  # name -> "rna" | "atac" | "adt"
     obs: object  # pandas.DataFrame of cell annotations (global obs for .h5mu)
+    #: Whether ``release`` may drop matrices: set by the image's entry point, which trains one
+    #: method once on the data; other callers (tests, notebooks) keep their Dataset whole.
+    release_after_use: bool = False
 
     @property
     def obs_names(self):
@@ -44,6 +46,18 @@ class Dataset:
     @property
     def n_obs(self) -> int:
         return len(self.obs)
+
+    def release(self, name: str) -> None:
+        """Drop a modality's values once a method holds what it needs of them (its selected
+        features), so the whole input does not stay in memory beside them; shape and names stay."""
+        import scipy.sparse as sp
+
+        if not self.release_after_use:
+            return
+        adata = self.modalities[name]
+        for key in list(adata.layers):
+            del adata.layers[key]
+        adata.X = sp.csr_matrix(adata.shape, dtype=np.float32)
 
     def of_kind(self, kind: str) -> dict:
         return {name: ad for name, ad in self.modalities.items() if self.kinds[name] == kind}
@@ -57,57 +71,115 @@ class MethodResult:
     extra_metrics: dict = field(default_factory=dict)
 
 
-def _with_counts(adata, location):
-    """The modality with its raw counts in ``layers["counts"]``, wherever the host found them.
+def _read_elem(group):
+    """anndata's reader of one stored element (obs, var): anndata >= 0.11 and the Mowgli image's 0.8."""
+    try:
+        from anndata.io import read_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import read_elem
+    return read_elem(group)
 
-    ``location`` is the host's finding (``--counts``): a layer, ``raw/X`` or ``X``; None means
-    the modality has no raw counts, and methods that model counts say "not applicable".
+
+def _read_matrix(node):
+    """One stored matrix as a float32 CSR matrix (or a float32 array when stored dense).
+
+    Read with h5py, converting to float32 while reading, so that no float64 copy of
+    the values is ever held; a CSC matrix (as some files store them) is converted to
+    CSR once, the only moment two copies coexist.
     """
-    if location is None:
-        if "counts" in adata.layers:
-            del adata.layers["counts"]
-        return adata
-    if location == protocol.COUNTS_RAW:
-        import anndata
+    import h5py
+    import scipy.sparse as sp
 
-        raw = adata.raw
-        return anndata.AnnData(X=raw.X, obs=adata.obs, var=raw.var.copy(), layers={"counts": raw.X})
-    if location == protocol.COUNTS_X:
+    if isinstance(node, h5py.Dataset):
+        return node.astype(np.float32)[()]
+    attrs = node.attrs
+    encoding = attrs.get("encoding-type", attrs.get("h5sparse_format", ""))
+    if isinstance(encoding, bytes):
+        encoding = encoding.decode()
+    shape = tuple(int(v) for v in attrs.get("shape", attrs.get("h5sparse_shape", ())))
+    fmt = {"csr_matrix": "csr", "csr": "csr", "csc_matrix": "csc", "csc": "csc"}.get(encoding)
+    if fmt is None or len(shape) != 2:
+        raise NotApplicable(f"{node.name}: not a matrix multiverse can read (encoding {encoding!r})")
+    data = node["data"].astype(np.float32)[()]
+    indices, indptr = node["indices"][()], node["indptr"][()]
+    cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
+    x = cls((data, indices, indptr), shape=shape, copy=False)
+    del data, indices, indptr
+    return x if fmt == "csr" else x.tocsr()
+
+
+def _matrix_location(group, location, has_counts_map: bool) -> tuple[str | None, bool]:
+    """(path in the group of the one matrix to read, whether it holds the raw counts).
+
+    ``location`` is the host's finding (``--counts``): a layer, ``raw/X`` or ``X``; None means the
+    modality has no raw counts (methods that model counts then look at whether ``.X`` is integral,
+    and say "not applicable" otherwise). Without the host's map, ``layers/counts`` when present.
+    """
+    if not has_counts_map:
+        return ("layers/counts", True) if "layers/counts" in group else ("X", False)
+    if location is None:
+        return "X", False
+    return location, True
+
+
+def _read_modality(group, obs, location, has_counts_map: bool, matrices: bool):
+    """One AnnData holding only the matrix the methods use, its rows in the order of ``obs``.
+
+    The matrix is ``.X``; when it holds the raw counts, ``layers["counts"]`` is the same object
+    (not a copy), which is where ``preprocess.counts`` looks first.
+    """
+    import anndata
+    import scipy.sparse as sp
+
+    path, is_counts = _matrix_location(group, location, has_counts_map)
+    var_group = group["raw/var"] if path == protocol.COUNTS_RAW else group["var"]
+    var = _read_elem(var_group)
+    var.index = var.index.astype(str)
+    if not matrices:  # the controls: no values at all, only the shape
+        x = sp.csr_matrix((len(obs), len(var)), dtype=np.float32)
+        return anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var)
+    if path not in group:
+        raise NotApplicable(f"{group.name}: no {path} to read the raw counts from")
+    x = _read_matrix(group[path])
+    own_index = _read_elem(group["obs"]).index.astype(str) if "obs" in group else None
+    if own_index is not None and not own_index.equals(obs.index):
+        # Every modality holds the same cells (the host checks it); put them in the global order.
+        x = x[own_index.get_indexer(obs.index)]
+    adata = anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var)
+    if is_counts:
         adata.layers["counts"] = adata.X
-    elif location.startswith(protocol.COUNTS_LAYER_PREFIX):
-        layer = location[len(protocol.COUNTS_LAYER_PREFIX):]
-        if layer != "counts":
-            adata.layers["counts"] = adata.layers[layer]
     return adata
 
 
-def load_input(path: Path, kinds: dict, counts: dict | None = None) -> Dataset:
-    """Read ``.h5mu`` or ``.h5ad`` input; ``kinds`` maps modality name -> kind, ``counts`` modality ->
-    where its raw counts are (the host's finding; without it, ``layers["counts"]`` as found)."""
-    import anndata
+def load_input(path: Path, kinds: dict, counts: dict | None = None, matrices: bool = True) -> Dataset:
+    """Read the ``.h5mu`` or ``.h5ad`` input; ``kinds`` maps modality name -> kind, ``counts`` modality ->
+    where its raw counts are (the host's finding; without it, ``layers["counts"]`` when present).
 
-    if path.suffix == ".h5mu":
-        import mudata
+    Only the modalities named in ``kinds`` are read, and of each only one matrix: its raw counts
+    where it has them, else ``.X``; sparse stays sparse, values float32. Layers, obsm, uns and
+    the rest are never read. ``matrices=False`` (the controls) reads no values at all.
+    """
+    import h5py
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # mudata's notice about obs/var joins
-            mdata = mudata.read_h5mu(str(path))
-        modalities = {name: mdata.mod[name] for name in mdata.mod}
-        obs = mdata.obs
-        # Every modality holds the same cells (the host checks it); use the global order.
-        for name, ad in modalities.items():
-            if not ad.obs_names.equals(obs.index):
-                modalities[name] = ad[obs.index].copy()
-    else:
-        adata = anndata.read_h5ad(str(path))
-        name = next(iter(kinds)) if kinds else "rna"
-        modalities = {name: adata}
-        obs = adata.obs
-    unknown = [name for name in modalities if name not in kinds]
-    if unknown:
-        raise NotApplicable(f"modalities {unknown} have no known kind (rna, atac or adt)")
-    if counts is not None:
-        modalities = {name: _with_counts(ad, counts.get(name)) for name, ad in modalities.items()}
+    with h5py.File(path, "r") as f:
+        obs = _read_elem(f["obs"])
+        obs.index = obs.index.astype(str)
+        if "mod" in f:
+            # mudata's order of the modalities (its "mod-order"), not HDF5's alphabetical one.
+            order = [str(n.decode() if isinstance(n, bytes) else n) for n in f["mod"].attrs.get("mod-order", [])]
+            order = [n for n in order if n in f["mod"]] + sorted(n for n in f["mod"] if n not in order)
+            groups = {name: f["mod"][name] for name in order}
+        else:
+            groups = {(next(iter(kinds)) if kinds else "rna"): f}
+        unknown = [name for name in groups if name not in kinds]
+        if unknown:
+            raise NotApplicable(f"modalities {unknown} have no known kind (rna, atac or adt)")
+        modalities = {
+            name: _read_modality(
+                group, obs, (counts or {}).get(name), counts is not None, matrices
+            )
+            for name, group in groups.items()
+        }
     return Dataset(modalities=modalities, kinds={n: kinds[n] for n in modalities}, obs=obs)
 
 

@@ -82,12 +82,11 @@ def prepare_view(adata, name: str, kind: str, likelihood: str, params: MofaParam
     """The dense cells x features matrix of one view, and its feature names."""
     x, is_counts = preprocess.expression(adata, name)
     var_names = np.asarray(adata.var_names.astype(str))
-    keep = preprocess.drop_empty_features(x)
-    x, var_names = x[:, keep], var_names[keep]
+    nonempty = preprocess.drop_empty_features(x)
     if is_counts:
-        keep = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)
+        keep = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)
     else:
-        keep = np.arange(x.shape[1])
+        keep = nonempty
         if kind != "adt":
             log.warning("%s (%s): no raw counts; using .X as it is, without feature selection", name, kind)
     var_names = var_names[keep]
@@ -102,7 +101,8 @@ def prepare_view(adata, name: str, kind: str, likelihood: str, params: MofaParam
             )
         y = x[:, keep]
     else:  # gaussian on the normalisation suited to the kind, computed on every feature, then selected
-        y = preprocess.normalize(x, kind, is_counts)[:, keep]
+        y = preprocess.normalize(x, kind, is_counts, columns=keep)
+    # Dense only after the selection. float64: what mofapy2 trains in (use_float32=False below).
     y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
 
     # Constant features carry nothing and mofapy2 warns about them (bernoulli: all open or all closed).
@@ -131,6 +131,7 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
     views, features = [], []
     for name, likelihood in zip(names, likelihoods):
         y, feats = prepare_view(data.modalities[name], name, data.kinds[name], likelihood, params)
+        data.release(name)  # the view holds what MOFA+ needs
         views.append([y])
         features.append(feats)
 

@@ -4,7 +4,7 @@ Runs the real method, the ``mowgli`` package 0.4.0 (GPL-3.0), on the stack it
 declares (torch 1.13, numpy 1.26, anndata 0.8, mudata 0.2): forced onto torch 2
 its LBFGS steps make no progress. The image is ``docker/mowgli.Dockerfile``.
 
-Every modality is made dense and non-negative, as Mowgli needs, the way its
+Every modality is made dense (after the feature selection) and non-negative, as Mowgli needs, the way its
 authors' preprocessing scripts prepare these NeurIPS 2021 BMMC data
 (cantinilab/mowgli_reproducibility): RNA library-size normalised to 10^4 and
 log1p; ATAC TF-IDF as muon's ``atac.pp.tfidf`` defaults compute it; ADT Seurat's
@@ -41,14 +41,18 @@ log = logging.getLogger("multiverse_methods.mowgli")
 
 
 
-def _normalise(x, kind: str) -> np.ndarray:
-    """The normalisation of Mowgli's authors' preprocessing scripts, on raw counts."""
+def _normalise(x, kind: str, columns):
+    """The normalisation of Mowgli's authors' preprocessing scripts, on raw counts, of ``columns``.
+
+    Sparse for RNA and ATAC (made dense only after the selection); ADT (a few hundred
+    proteins at most) dense.
+    """
     if kind == "rna":
-        return preprocess.log_normalize(x).toarray()
+        return preprocess.log_normalize(x, columns=columns)
     if kind == "atac":
-        return preprocess.tfidf_log_tf_log_idf(x).toarray()
+        return preprocess.tfidf_log_tf_log_idf(x, columns=columns)
     if kind == "adt":
-        return preprocess.clr_seurat(x, axis=0)
+        return preprocess.clr_seurat(x[:, columns], axis=0)
     raise NotApplicable(f"unknown modality kind {kind!r}")
 
 
@@ -61,6 +65,10 @@ def _select(normalised, kind: str, params: MowgliParams) -> np.ndarray:
     return np.arange(normalised.shape[1])
 
 
+def _dense(x) -> np.ndarray:
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
 def modality_anndata(adata, name: str, kind: str, params: MowgliParams):
     """A dense, non-negative AnnData of the selected features, all marked highly variable."""
     import anndata
@@ -68,18 +76,20 @@ def modality_anndata(adata, name: str, kind: str, params: MowgliParams):
     x, is_counts = preprocess.expression(adata, name)
     n_all = x.shape[1]
     keep = preprocess.drop_empty_features(x)
-    x = x[:, keep]
     if is_counts:
-        normalised = _normalise(x, kind)
+        normalised = _normalise(x, kind, keep)
     else:
         if x.data.size and x.data.min() < 0:
             raise NotApplicable(
                 f"modality '{name}' has no raw counts and its .X has negative values; "
                 "Mowgli needs non-negative data"
             )
-        normalised = x.toarray()
+        normalised = x[:, keep]
+    del x
     chosen = _select(normalised, kind, params)
-    dense = normalised[:, chosen]
+    # Dense only now, on the chosen features.
+    dense = _dense(normalised[:, chosen])
+    del normalised
     if dense.shape[1] == 0:
         raise NotApplicable(f"modality '{name}' has no feature with a non-zero value")
     # float32 is anndata 0.8's default dtype (no conversion warning); Mowgli trains in float64.
@@ -105,6 +115,7 @@ def build_mudata(data: Dataset, params: MowgliParams):
     obs_names = pd.Index(data.obs_names.astype(str))
     for name, adata in data.modalities.items():
         mod = modality_anndata(adata, name, data.kinds[name], params)
+        data.release(name)  # the selected features are all Mowgli needs
         mod.obs_names = obs_names
         mods[name] = mod
     return mudata.MuData(mods)

@@ -94,6 +94,7 @@ def build_mudata(data: Dataset, params: MultiviParams):
     for kind in ("rna", "atac", "adt"):  # MultiVI's own order: rna, atac, protein
         if kind in by_kind:
             ad = count_modality(data.modalities[by_kind[kind]], by_kind[kind], min_cells)
+            data.release(by_kind[kind])  # its detected features are all MultiVI needs
             ad.obs_names = obs_names
             mods[by_kind[kind]] = ad
     mdata = mudata.MuData(mods)

@@ -5,6 +5,12 @@ ADT: a centred log-ratio (two variants, below). Feature selection: the genes of
 highest dispersion, the most frequently open peaks, or scanpy's highly variable
 features. numpy/scipy (scanpy only for ``highly_variable_seurat``); works with the
 old numpy/scipy/scanpy of the Mowgli image as well.
+
+Memory: inputs are sparse CSR float32 of every feature (tens of thousands of genes,
+about 100,000 peaks). Per-feature statistics are computed from the stored values
+without copying the matrix, the normalisations take ``columns`` to return only the
+selected features (their per-cell terms still computed on every feature), and
+nothing is made dense before the selection.
 """
 
 from __future__ import annotations
@@ -51,45 +57,63 @@ def expression(adata, name: str):
     return x, True
 
 
-def log_normalize(x, target_sum: float = 1e4):
-    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
+def _columns(x, columns):
+    """x restricted to ``columns`` (a copy of those columns only), or x itself for None."""
+    return x if columns is None else x[:, columns]
+
+
+def log_normalize(x, target_sum: float = 1e4, columns=None):
+    """log1p(target_sum * counts / library size); library sizes over every feature, result on ``columns``."""
+    x = sp.csr_matrix(x, dtype=np.float32)
     lib = np.asarray(x.sum(axis=1)).ravel()
     lib[lib == 0] = 1.0
-    x = sp.diags((target_sum / lib).astype(np.float32)) @ x
-    x.data = np.log1p(x.data)
-    return x.tocsr()
+    x = x.copy() if columns is None else x[:, columns]
+    # Rows scaled in place on that one copy (the same float32 products as diag(s) @ x).
+    x.data *= np.repeat((target_sum / lib).astype(np.float32), np.diff(x.indptr))
+    np.log1p(x.data, out=x.data)
+    return x
 
 
-def tfidf(x):
+def tfidf(x, columns=None):
     """TF-IDF of binarised accessibility: log1p(1e4 * tf * idf).
 
     tf = open peaks of the cell / peaks open in the cell, idf = log(1 + n_cells /
     (1 + cells in which the peak is open)).
     """
-    x = sp.csr_matrix(x, dtype=np.float32, copy=True)
-    x.data[:] = 1.0  # accessibility as binary
-    per_cell = np.asarray(x.sum(axis=1)).ravel()
+    x = sp.csr_matrix(x, dtype=np.float32)
+    # Every stored entry counts as open (as when the whole matrix was binarised first).
+    per_cell = np.diff(x.indptr).astype(np.float32)
     per_cell[per_cell == 0] = 1.0
-    per_peak = np.asarray(x.sum(axis=0)).ravel()
+    per_peak = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
     idf = np.log1p(x.shape[0] / (1.0 + per_peak)).astype(np.float32)
-    x = sp.diags((1.0 / per_cell).astype(np.float32)) @ x @ sp.diags(idf)
-    x = x.tocsr()
-    x.data = np.log1p(x.data * 1e4)
+    if columns is None:
+        x = x.copy()
+    else:
+        x, idf = x[:, columns], idf[columns]
+    x.data[:] = 1.0  # accessibility as binary
+    # In place on that one copy: the same float32 products as diag(1 / per_cell) @ x @ diag(idf).
+    x.data *= np.repeat((1.0 / per_cell).astype(np.float32), np.diff(x.indptr))
+    x.data *= idf[x.indices]
+    x.data *= np.float32(1e4)
+    np.log1p(x.data, out=x.data)
     return x
 
 
-def tfidf_log_tf_log_idf(x):
+def tfidf_log_tf_log_idf(x, columns=None):
     """TF-IDF of accessibility counts as muon's ``atac.pp.tfidf`` defaults compute it.
 
     log1p(1e4 * counts / counts of the cell) * log1p(n_cells / counts of the peak),
     on the counts themselves (not binarised). Mowgli's authors preprocess ATAC so.
     """
-    x = sp.csr_matrix(x, dtype=np.float64, copy=True)
-    per_cell = np.asarray(x.sum(axis=1)).ravel()
+    x = sp.csr_matrix(x)
+    per_cell = np.asarray(x.sum(axis=1, dtype=np.float64)).ravel()
     per_cell[per_cell == 0] = 1.0
-    per_peak = np.asarray(x.sum(axis=0)).ravel()
+    per_peak = np.asarray(x.sum(axis=0, dtype=np.float64)).ravel()
     idf = np.log1p(x.shape[0] / np.where(per_peak > 0, per_peak, np.inf))
-    x = (sp.diags(1e4 / per_cell) @ x).tocsr()
+    if columns is not None:
+        idf = idf[columns]
+    # float64 on the selected columns only, as before on all of them.
+    x = (sp.diags(1e4 / per_cell) @ sp.csr_matrix(_columns(x, columns), dtype=np.float64)).tocsr()
     x.data = np.log1p(x.data)
     return (x @ sp.diags(idf)).tocsr().astype(np.float32)
 
@@ -115,19 +139,59 @@ def clr_seurat(x, axis: int = 0) -> np.ndarray:
     return np.log1p(dense / geometric)
 
 
-def top_variable(x, n: int) -> np.ndarray:
-    """Indices of the n features with the highest dispersion (variance / mean) of x.
+def _among(x, among):
+    return np.arange(x.shape[1]) if among is None else np.asarray(among)
+
+
+#: Stored values processed at a time by the per-feature statistics: their float64
+#: temporaries stay at ~100 MB whatever the size of the matrix.
+CHUNK = 1 << 23
+
+
+def _chunks(nnz: int):
+    return (slice(start, min(start + CHUNK, nnz)) for start in range(0, nnz, CHUNK))
+
+
+def nonzero_per_feature(x) -> np.ndarray:
+    """Cells in which each feature is non-zero, without copying the matrix."""
+    if not sp.issparse(x):
+        return np.count_nonzero(np.asarray(x), axis=0)
+    x = sp.csr_matrix(x)
+    counts = np.zeros(x.shape[1], dtype=np.int64)
+    for part in _chunks(x.nnz):
+        counts += np.bincount(x.indices[part][x.data[part] != 0], minlength=x.shape[1])
+    return counts
+
+
+def column_mean_var(x) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) variance of every column, from the stored values alone."""
+    if sp.issparse(x):
+        x = sp.csr_matrix(x)
+        total = np.zeros(x.shape[1])
+        sq = np.zeros(x.shape[1])
+        for part in _chunks(x.nnz):
+            values = x.data[part].astype(np.float64)
+            total += np.bincount(x.indices[part], weights=values, minlength=x.shape[1])
+            sq += np.bincount(x.indices[part], weights=np.square(values, out=values), minlength=x.shape[1])
+    else:
+        x = np.asarray(x)
+        total, sq = x.sum(axis=0, dtype=np.float64), np.square(x, dtype=np.float64).sum(axis=0)
+    mean = total / x.shape[0]
+    return mean, sq / x.shape[0] - mean**2
+
+
+def top_variable(x, n: int, among=None) -> np.ndarray:
+    """Indices of the n features (of ``among``, default all) with the highest dispersion (variance / mean) of x.
 
     On log-normalised expression, a plain ranking: unlike Seurat's (and scanpy's
     "seurat" flavour) dispersions are not normalised within bins of mean expression.
     """
-    if n <= 0 or n >= x.shape[1]:
-        return np.arange(x.shape[1])
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    sq = x.multiply(x) if sp.issparse(x) else x * x
-    var = np.asarray(sq.mean(axis=0)).ravel() - mean**2
+    among = _among(x, among)
+    if n <= 0 or n >= among.size:
+        return among
+    mean, var = (v[among] for v in column_mean_var(x))
     dispersion = np.where(mean > 0, var / np.maximum(mean, 1e-12), 0.0)
-    return np.sort(np.argsort(-dispersion, kind="stable")[:n])
+    return among[np.sort(np.argsort(-dispersion, kind="stable")[:n])]
 
 
 def highly_variable_seurat(x, n: int) -> np.ndarray:
@@ -147,37 +211,44 @@ def highly_variable_seurat(x, n: int) -> np.ndarray:
     return np.flatnonzero(adata.var["highly_variable"].to_numpy())
 
 
-def top_frequent(x, n: int) -> np.ndarray:
-    """Indices of the n features non-zero in the most cells."""
-    if n <= 0 or n >= x.shape[1]:
-        return np.arange(x.shape[1])
-    detected = np.asarray((x > 0).sum(axis=0)).ravel()
-    return np.sort(np.argsort(-detected, kind="stable")[:n])
+def top_frequent(x, n: int, among=None) -> np.ndarray:
+    """Indices of the n features (of ``among``, default all) non-zero in the most cells (counts: > 0)."""
+    among = _among(x, among)
+    if n <= 0 or n >= among.size:
+        return among
+    detected = nonzero_per_feature(x)[among]
+    return among[np.sort(np.argsort(-detected, kind="stable")[:n])]
 
 
-def select_features(x, kind: str, n_top_genes: int, n_top_peaks: int) -> np.ndarray:
+def select_features(x, kind: str, n_top_genes: int, n_top_peaks: int, among=None) -> np.ndarray:
     """Feature selection on counts: the genes of highest dispersion of the log-normalised
-    RNA, the most frequently open peaks; ADT keeps every protein."""
+    RNA, the most frequently open peaks; ADT keeps every protein. Indices into x's columns,
+    chosen among ``among`` (e.g. the non-empty features; default all)."""
+    among = _among(x, among)
     if kind == "rna":
-        return top_variable(log_normalize(x), n_top_genes)
+        if n_top_genes <= 0 or n_top_genes >= among.size:
+            return among
+        # Library sizes over every gene (dropping empty genes leaves them unchanged).
+        return among[top_variable(log_normalize(x, columns=among), n_top_genes)]
     if kind == "atac":
-        return top_frequent(x, n_top_peaks)
-    return np.arange(x.shape[1])
+        return top_frequent(x, n_top_peaks, among)
+    return among
 
 
-def normalize(x, kind: str, is_counts: bool = True):
-    """The normalisation suited to the modality kind; already-normalised data pass through."""
+def normalize(x, kind: str, is_counts: bool = True, columns=None):
+    """The normalisation suited to the modality kind, of the features ``columns`` (default all);
+    per-cell terms are computed on every feature. Already-normalised data pass through."""
     if not is_counts:
-        return sp.csr_matrix(x, dtype=np.float32)
+        return sp.csr_matrix(_columns(sp.csr_matrix(x), columns), dtype=np.float32)
     if kind == "rna":
-        return log_normalize(x)
+        return log_normalize(x, columns=columns)
     if kind == "atac":
-        return tfidf(x)
+        return tfidf(x, columns=columns)
     if kind == "adt":
-        return clr(x)
+        return clr(_columns(sp.csr_matrix(x), columns))  # per cell over its proteins: all are kept
     raise NotApplicable(f"unknown modality kind {kind!r}")
 
 
 def drop_empty_features(x) -> np.ndarray:
     """Indices of features detected in at least one cell."""
-    return np.flatnonzero(np.asarray((x != 0).sum(axis=0)).ravel() > 0)
+    return np.flatnonzero(nonzero_per_feature(x) > 0)

@@ -40,11 +40,12 @@ def _counts_of(data: Dataset, params: CoboltParams) -> dict:
         kind = data.kinds[name]
         x = preprocess.counts(adata, name)  # raises NotApplicable without counts
         n_all = x.shape[1]
-        x = x[:, preprocess.drop_empty_features(x)]
-        x = x[:, preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks)]
+        nonempty = preprocess.drop_empty_features(x)
+        x = x[:, preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)]
         if x.shape[1] == 0:
             raise NotApplicable(f"modality '{name}' has no feature with a non-zero count")
         log.info("%s (%s): %d of %d features used", name, kind, x.shape[1], n_all)
+        data.release(name)  # the selected counts are all Cobolt needs
         matrices[name] = x
     return matrices
 
