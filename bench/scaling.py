@@ -11,7 +11,7 @@ and method the container's wall time (start to exit, from the manifest), its
 cgroup peak memory, the exit status and the Leiden ARI against the known cell
 types (the report's ``ari_leiden``); one row per evaluation with its wall time.
 Writes a log-log PNG of time and memory against cells (needs matplotlib on the
-host: ``pip install matplotlib``).
+host: ``.venv/bin/pip install -e '.[bench]'``).
 
 Every measurement is appended to --out/results.jsonl; a measurement already there
 is not repeated (--force repeats it), so the benchmark can be run in parts:

@@ -14,6 +14,10 @@ def compute_umap(X, seed: int):
 
     adata = anndata.AnnData(obs=pd.DataFrame(index=pd.RangeIndex(X.shape[0]).astype(str)))
     adata.obsm[EMBEDDING_KEY] = np.asarray(X, dtype=np.float32)
-    sc.pp.neighbors(adata, use_rep=EMBEDDING_KEY, n_neighbors=min(15, X.shape[0] - 1), random_state=seed)
+    # From 8192 cells scanpy switches to pynndescent, whose csr_array output its own code then fails on
+    # with scipy 1.17 ("no attribute 'getnnz'"); scikit-learn's exact neighbours avoid that path.
+    transformer = "sklearn" if X.shape[0] >= 8192 else None
+    sc.pp.neighbors(adata, use_rep=EMBEDDING_KEY, n_neighbors=min(15, X.shape[0] - 1), random_state=seed,
+                    transformer=transformer)
     sc.tl.umap(adata, random_state=seed)
     return np.asarray(adata.obsm["X_umap"], dtype=np.float32)
