@@ -18,20 +18,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import require_images, result_dir, run_cli
+from tests.neighbours import knn_accuracy
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def knn_accuracy(embedding: np.ndarray, labels: np.ndarray, k: int = 15) -> float:
-    """Leave-one-out accuracy of a k-nearest-neighbour majority vote (Euclidean)."""
-    x = np.asarray(embedding, dtype=np.float64)
-    sq = (x * x).sum(axis=1)
-    dist = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-    np.fill_diagonal(dist, np.inf)
-    neighbours = np.argsort(dist, axis=1)[:, :k]
-    codes = np.unique(labels, return_inverse=True)[1]
-    votes = np.array([np.bincount(codes[row], minlength=codes.max() + 1).argmax() for row in neighbours])
-    return float((votes == codes).mean())
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, records, require_images, run_cli
+from tests.neighbours import knn_accuracy
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -37,18 +38,6 @@ SMOKE_CONFIG = yaml.safe_load(SMOKE.read_text())
 MIN_KNN_ACCURACY = 0.6
 #: ... and at least this far above the random control of the same run.
 MIN_MARGIN_OVER_RANDOM = 0.35
-
-
-def knn_accuracy(embedding: np.ndarray, labels: np.ndarray, k: int = 15) -> float:
-    """Leave-one-out accuracy of a k-nearest-neighbour majority vote (Euclidean)."""
-    x = np.asarray(embedding, dtype=np.float64)
-    sq = (x * x).sum(axis=1)
-    dist = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-    np.fill_diagonal(dist, np.inf)
-    neighbours = np.argsort(dist, axis=1)[:, :k]
-    codes = np.unique(labels, return_inverse=True)[1]
-    votes = np.array([np.bincount(codes[row], minlength=codes.max() + 1).argmax() for row in neighbours])
-    return float((votes == codes).mean())
 
 
 def folder_of(out: Path, model: str, seed: int = 0) -> Path:

@@ -27,6 +27,7 @@ from multiverse_methods.cobolt.model import (  # noqa: E402
 from multiverse_methods.cobolt.train import centre, embed, kl_weight, minibatches, train  # noqa: E402
 from multiverse_methods.contract import Dataset, NotApplicable  # noqa: E402
 from multiverse_methods.params import CoboltParams  # noqa: E402
+from tests.neighbours import knn_accuracy  # noqa: E402
 
 
 def synthetic(n_cells=300, n_genes=300, n_peaks=500, seed=0, **kwargs) -> Dataset:
@@ -36,18 +37,6 @@ def synthetic(n_cells=300, n_genes=300, n_peaks=500, seed=0, **kwargs) -> Datase
         warnings.simplefilter("ignore", FutureWarning)
         mdata = make_synthetic(n_cells=n_cells, n_genes=n_genes, n_peaks=n_peaks, seed=seed, **kwargs)
     return Dataset(modalities=dict(mdata.mod), kinds={name: name for name in mdata.mod}, obs=mdata.obs)
-
-
-def knn_accuracy(embedding: np.ndarray, labels, k: int = 15) -> float:
-    """Leave-one-out accuracy of a k-nearest-neighbour vote (Euclidean) for ``labels``."""
-    _, codes = np.unique(np.asarray(labels), return_inverse=True)
-    sq = (embedding**2).sum(1)
-    dist = sq[:, None] + sq[None, :] - 2 * embedding @ embedding.T
-    np.fill_diagonal(dist, np.inf)
-    neighbours = np.argsort(dist, axis=1)[:, :k]
-    votes = np.zeros((len(codes), codes.max() + 1))
-    np.add.at(votes, (np.repeat(np.arange(len(codes)), k), codes[neighbours].ravel()), 1)
-    return float((votes.argmax(1) == codes).mean())
 
 
 @pytest.fixture(scope="module")
