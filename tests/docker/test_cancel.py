@@ -91,6 +91,13 @@ def test_a_killed_cli_leaves_no_container_behind(engine, faulty_catalog, tiny_h5
     crashed = cli_with_faulty(sleeper_config(tmp_path, tiny_h5mu), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def of_that_run():
+        import docker
+
+        for _ in range(5):  # the watchdog may remove a container between docker-py's listing and its inspection
+            try:
+                return engine.client.containers.list(all=True, filters={"label": f"io.multiverse.pid={crashed.pid}"})
+            except docker.errors.NotFound:
+                time.sleep(0.2)
         return engine.client.containers.list(all=True, filters={"label": f"io.multiverse.pid={crashed.pid}"})
 
     wait_for(lambda: any(c.status == "running" for c in of_that_run()), what="the model to run")
