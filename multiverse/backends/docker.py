@@ -52,6 +52,8 @@ _STOP_GRACE_S = 30.0
 _WAIT_SLICE_S = 30
 #: How often the container's cgroup memory peak is read while it runs.
 _MEMORY_POLL_S = 1.0
+#: How long to wait after exit for the engine to finish storing a container's log.
+_LOG_SETTLE_S = 5.0
 #: Output folder of every container, as the contract names it.
 _TMPFS = {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}
 
@@ -75,6 +77,11 @@ def our_labels(run_id: str, job: str) -> dict[str, str]:
         LABEL_HOST: socket.gethostname(),
         LABEL_PID: str(os.getpid()),
     }
+
+
+def count_lines(text: str) -> int:
+    """Lines in a log as split_lines delivers them (a last line without newline counts)."""
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
 def _alive(pid: int) -> bool:
@@ -286,11 +293,15 @@ class _Watch:
         self.cancel = cancel
         self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
 
+        self.streamed = 0  # lines the live stream delivered
+
         def keep(line: str) -> None:
+            self.streamed += 1
             self.tail.append(line)
             on_line(line)
 
         self.feed = split_lines(keep)
+        self.stream_ended = threading.Event()
         self.exited = threading.Event()
         self.wait_error: list[BaseException] = []
         self.peak = _MemoryPeak(backend, container)
@@ -300,6 +311,7 @@ class _Watch:
             for chunk in self.container.logs(stream=True, follow=True):
                 self.feed(chunk.decode("utf-8", errors="replace"))
             self.feed(None)
+            self.stream_ended.set()
         except Exception:  # noqa: BLE001 - the live stream is best effort; the full log is read after exit
             pass
 
@@ -359,20 +371,37 @@ class _Watch:
                 break
         self._wait_stopped()
         outcome.duration_s = time.monotonic() - start
-        reader.join(timeout=2.0)
         state = self._state()
         outcome.exit_code = state.get("ExitCode")
         # Podman 4.x never sets OOMKilled (its conmon's OOM file is not read back); the cgroup's own
         # OOM-kill counter, read while the container ran, tells for both engines.
         outcome.oom_killed = bool(state.get("OOMKilled")) or self.peak.oom_kills > 0
         outcome.peak_memory_bytes = self.peak.value
-        try:
-            outcome.full_log = self.container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-            outcome.log_tail = outcome.full_log.rstrip("\n").split("\n")[-LOG_TAIL_LINES:]
-        except (docker.errors.APIError, requests.exceptions.RequestException):
-            outcome.log_tail = list(self.tail)
-            outcome.full_log = "\n".join(self.tail)
+        outcome.full_log, outcome.log_tail = self._final_log(reader)
         return outcome
+
+    def _final_log(self, reader: threading.Thread) -> tuple[str, list[str]]:
+        """The whole log, read once the engine has stored all of it.
+
+        The engine reports the container as exited while its log copier may still be
+        writing the last lines (seen in CI: a traceback missing from the log read right
+        after exit). The follow stream ends only once the copier is done, so wait for
+        it, and never take a stored log shorter than what the stream already delivered.
+        """
+        reader.join(timeout=_LOG_SETTLE_S)
+        end = time.monotonic() + _LOG_SETTLE_S
+        full = None
+        while True:
+            try:
+                full = self.container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                break
+            if count_lines(full) >= self.streamed or time.monotonic() >= end:
+                break
+            time.sleep(0.2)
+        if full is None or count_lines(full) < self.streamed:
+            return "\n".join(self.tail), list(self.tail)
+        return full, full.rstrip("\n").split("\n")[-LOG_TAIL_LINES:]
 
     def _state(self) -> dict:
         try:
