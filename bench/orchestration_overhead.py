@@ -2,8 +2,9 @@
 """Benchmark: what multiverse adds on top of a bare `docker run`, and how fast a code change rebuilds.
 
 1. Wall time of `multiverse run --models pca --force` against a bare
-   `docker run --rm` of the same image with the same mounts and arguments,
-   alternated, several rounds; medians and their ratio.
+   `docker run --rm` of the same container (the image, mounts, arguments,
+   sandbox options, limits and environment multiverse gives it), alternated,
+   several rounds; medians and their ratio.
 2. Wall time of `multiverse build pca` after a change to the method code only
    (the dependency layers stay cached), median of several rebuilds.
 
@@ -16,7 +17,6 @@ bundled synthetic data (data/synthetic.h5mu, made if missing).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -29,9 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from multiverse import api  # noqa: E402
 from multiverse.catalog import METHODS, image_of  # noqa: E402
-from multiverse.inputs import inspect_input  # noqa: E402
-from multiverse_methods.params import PcaParams  # noqa: E402
+from multiverse.runner.container import job_container  # noqa: E402
+from multiverse_methods import protocol  # noqa: E402
 
 MULTIVERSE = [sys.executable, "-m", "multiverse"]
 
@@ -55,32 +56,38 @@ def timed(cmd: list[str], **kwargs) -> float:
     return elapsed
 
 
-def bare_docker_run(image: str, data: Path, out: Path, kinds: dict, counts: dict) -> list[str]:
-    params = json.dumps(PcaParams().to_dict(), sort_keys=True)
-    return [
+def bare_docker_run(spec, output: Path) -> list[str]:
+    """`docker run` of exactly the container multiverse creates for the job (same sandbox, limits, environment)."""
+    res = spec.resources
+    cmd = [
         "docker", "run", "--rm",
         "--user", f"{os.getuid()}:{os.getgid()}",
-        "-v", f"{data}:/data/input/{data.name}:ro",
-        "-v", f"{out}:/data/output",
-        "-e", "NUMBA_CACHE_DIR=/tmp/numba", "-e", "MPLCONFIGDIR=/tmp/mpl", "-e", "HOME=/tmp",
-        image,
-        "--input", f"/data/input/{data.name}", "--output", "/data/output",
-        "--params", params, "--modalities", json.dumps(kinds, sort_keys=True),
-        "--counts", json.dumps(counts, sort_keys=True),
+        "--network", "none", "--read-only", "--tmpfs", "/tmp:rw,exec,nosuid,nodev,mode=1777",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--memory", str(res.memory_bytes), "--memory-swap", str(res.memory_bytes),
+        "--cpus", f"{res.cpus:g}", "--workdir", "/tmp",
     ]
+    if res.pids:
+        cmd += ["--pids-limit", str(res.pids)]
+    for mount in spec.mounts:
+        source = output if mount.target == protocol.OUTPUT_DIR else Path(mount.source).absolute()
+        cmd += ["-v", f"{source}:{mount.target}" + (":ro" if mount.read_only else "")]
+    for name, value in sorted(spec.environment.items()):
+        cmd += ["-e", f"{name}={value}"]
+    return cmd + [spec.image, *spec.command]
 
 
 def overhead(data: Path, rounds: int) -> None:
+    plan = api.prepare(models=["pca"], input=data, output=Path(tempfile.gettempdir()) / "unused")
+    job = plan.jobs[0]
     image = image_of(METHODS["pca"]).tag
-    inspected = inspect_input(data)
-    kinds, counts = inspected.kinds, inspected.counts
     ours, bare = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for i in range(rounds + 1):  # the first round warms caches and is not counted
             out = tmp / f"bare{i}"
             out.mkdir()
-            t_bare = timed(bare_docker_run(image, data, out, kinds, counts))
+            t_bare = timed(bare_docker_run(job_container(job, out, image, "bench"), out))
             t_ours = timed([*MULTIVERSE, "run", "--models", "pca", "--input", str(data),
                             "--output", str(tmp / "mv"), "--force", "--no-report"])
             if i:
@@ -88,7 +95,8 @@ def overhead(data: Path, rounds: int) -> None:
                 ours.append(t_ours)
     med_ours, med_bare = statistics.median(ours), statistics.median(bare)
     print(f"input: {data.name}; {rounds} alternated rounds after one warm-up")
-    print(f"  bare docker run (pca image, same mounts): median {med_bare:.2f} s  (all: {', '.join(f'{t:.2f}' for t in bare)})")
+    print(f"  bare docker run (the same container: sandbox, limits, environment): "
+          f"median {med_bare:.2f} s  (all: {', '.join(f'{t:.2f}' for t in bare)})")
     print(f"  multiverse run --models pca --force:      median {med_ours:.2f} s  (all: {', '.join(f'{t:.2f}' for t in ours)})")
     print(f"  ratio multiverse / bare: {med_ours / med_bare:.2f}  (overhead {med_ours - med_bare:+.2f} s: "
           "CLI start-up, input checks and checksum, validation of the output, manifest)")

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         with contract.Stopwatch() as watch:
             data = contract.load_input(
                 args.input, json.loads(args.modalities), json.loads(args.counts),
-                matrices=not METHODS[args.method].control,  # the controls read no values
+                matrices=METHODS[args.method].reads_matrices,  # the controls read none, PCA reads blocks
             )
             data.release_after_use = True  # one method, once: it may drop what it has used
             log.info(

@@ -28,6 +28,85 @@ class NotApplicable(Exception):
     """The method cannot be applied to this input; the message says why."""
 
 
+#: Stored values per block of rows when a matrix is read (or sliced) block by block:
+#: 8 Mi values, about 64 MB of float32 values and int32 indices.
+BLOCK_VALUES = 1 << 23
+
+
+def row_ranges(indptr, values: int | None = None):
+    """(start, stop) row ranges of a CSR matrix holding about ``values`` stored values each (one row at least)."""
+    values = values or BLOCK_VALUES
+    n = len(indptr) - 1
+    start = 0
+    while start < n:
+        stop = int(np.searchsorted(indptr, indptr[start] + values, side="right")) - 1
+        stop = min(n, max(stop, start + 1))
+        yield start, stop
+        start = stop
+
+
+@dataclass
+class InMemoryMatrix:
+    """A modality's matrix already in memory, offered block by block of rows like a stored one."""
+
+    x: object  # scipy CSR, float32
+    is_counts: bool
+
+    @property
+    def shape(self) -> tuple:
+        return self.x.shape
+
+    @property
+    def order(self):
+        return None  # the rows are in the Dataset's order already
+
+    def blocks(self, values: int | None = None):
+        """(first row, CSR block), the rows in the Dataset's cell order."""
+        for start, stop in row_ranges(self.x.indptr, values):
+            yield start, self.x[start:stop]
+
+
+@dataclass
+class StoredMatrix:
+    """One modality's matrix in the input file, read block by block of rows, never whole.
+
+    Rows come in the order the file stores them; ``order`` (the stored row of each
+    cell of the Dataset, None when the orders agree) puts a result built from the
+    blocks into the Dataset's cell order. A CSC matrix cannot be read by rows: it is
+    read whole (the only case that holds the whole matrix) and then sliced.
+    """
+
+    path: Path
+    location: str  # the matrix's HDF5 path in the file
+    shape: tuple
+    is_counts: bool
+    order: object = None  # np.ndarray or None
+
+    def blocks(self, values: int | None = None):
+        import h5py
+        import scipy.sparse as sp
+
+        with h5py.File(self.path, "r") as f:
+            node = f[self.location]
+            n_cols = self.shape[1]
+            if isinstance(node, h5py.Dataset):  # dense storage
+                rows = max(1, (values or BLOCK_VALUES) // max(1, n_cols))
+                for start in range(0, self.shape[0], rows):
+                    stop = min(self.shape[0], start + rows)
+                    yield start, sp.csr_matrix(node[start:stop].astype(np.float32, copy=False))
+                return
+            if _encoding(node) != "csr":
+                x = _read_matrix(node)
+                yield from InMemoryMatrix(x, self.is_counts).blocks(values)
+                return
+            indptr = node["indptr"][()]
+            for start, stop in row_ranges(indptr, values):
+                lo, hi = int(indptr[start]), int(indptr[stop])
+                data = node["data"][lo:hi].astype(np.float32, copy=False)
+                indices = node["indices"][lo:hi]
+                yield start, sp.csr_matrix((data, indices, indptr[start:stop + 1] - lo), shape=(stop - start, n_cols))
+
+
 @dataclass
 class Dataset:
     """The paired input: one AnnData per modality, all with the same cells in order."""
@@ -38,6 +117,21 @@ class Dataset:
     #: Whether ``release`` may drop matrices: set by the image's entry point, which trains one
     #: method once on the data; other callers (tests, notebooks) keep their Dataset whole.
     release_after_use: bool = False
+    #: name -> StoredMatrix: where each modality's matrix is in the file (set by ``load_input``).
+    stored: dict = field(default_factory=dict)
+    #: Whether the modalities' values were read (False: shapes and names only, see ``matrix``).
+    values_read: bool = True
+
+    def matrix(self, name: str):
+        """The modality's matrix (its counts where it has them, else ``.X``) as blocks of rows: from
+        memory when the values were read, else straight from the file (``load_input(matrices=False)``),
+        so that a method that selects features block by block never holds the whole matrix."""
+        if self.values_read or name not in self.stored:
+            from multiverse_methods import preprocess
+
+            x, is_counts = preprocess.expression(self.modalities[name], name)
+            return InMemoryMatrix(x, is_counts)
+        return self.stored[name]
 
     @property
     def obs_names(self):
@@ -92,20 +186,46 @@ def _read_matrix(node):
 
     if isinstance(node, h5py.Dataset):
         return node.astype(np.float32)[()]
-    attrs = node.attrs
-    encoding = attrs.get("encoding-type", attrs.get("h5sparse_format", ""))
-    if isinstance(encoding, bytes):
-        encoding = encoding.decode()
-    shape = tuple(int(v) for v in attrs.get("shape", attrs.get("h5sparse_shape", ())))
-    fmt = {"csr_matrix": "csr", "csr": "csr", "csc_matrix": "csc", "csc": "csc"}.get(encoding)
+    shape = _shape(node)
+    fmt = _encoding(node)
     if fmt is None or len(shape) != 2:
-        raise NotApplicable(f"{node.name}: not a matrix multiverse can read (encoding {encoding!r})")
+        raise NotApplicable(f"{node.name}: not a matrix multiverse can read (encoding {_raw_encoding(node)!r})")
     data = node["data"].astype(np.float32)[()]
     indices, indptr = node["indices"][()], node["indptr"][()]
     cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
     x = cls((data, indices, indptr), shape=shape, copy=False)
     del data, indices, indptr
     return x if fmt == "csr" else x.tocsr()
+
+
+def _raw_encoding(node) -> str:
+    attrs = node.attrs
+    encoding = attrs.get("encoding-type", attrs.get("h5sparse_format", ""))
+    return encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+
+
+def _encoding(node) -> str | None:
+    """"csr" or "csc" for a stored sparse matrix, None otherwise."""
+    return {"csr_matrix": "csr", "csr": "csr", "csc_matrix": "csc", "csc": "csc"}.get(_raw_encoding(node))
+
+
+def _shape(node) -> tuple:
+    import h5py
+
+    if isinstance(node, h5py.Dataset):
+        return tuple(node.shape)
+    attrs = node.attrs
+    return tuple(int(v) for v in attrs.get("shape", attrs.get("h5sparse_shape", ())))
+
+
+def _integral_start(node) -> bool:
+    """Whether the first stored values of a matrix are non-negative integers (as ``preprocess`` tests .X)."""
+    import h5py
+
+    values = node[: max(1, 1_000_000 // max(1, node.shape[1]))] if isinstance(node, h5py.Dataset) \
+        else node["data"][:1_000_000]
+    values = np.asarray(values)
+    return bool(np.all(values >= 0) and np.all(np.equal(np.mod(values, 1), 0)))
 
 
 def _matrix_location(group, location, has_counts_map: bool) -> tuple[str | None, bool]:
@@ -123,7 +243,8 @@ def _matrix_location(group, location, has_counts_map: bool) -> tuple[str | None,
 
 
 def _read_modality(group, obs, location, has_counts_map: bool, matrices: bool):
-    """One AnnData holding only the matrix the methods use, its rows in the order of ``obs``.
+    """One AnnData holding only the matrix the methods use, its rows in the order of ``obs``,
+    and where that matrix is in the file (a StoredMatrix; None when absent).
 
     The matrix is ``.X``; when it holds the raw counts, ``layers["counts"]`` is the same object
     (not a copy), which is where ``preprocess.counts`` looks first.
@@ -135,20 +256,26 @@ def _read_modality(group, obs, location, has_counts_map: bool, matrices: bool):
     var_group = group["raw/var"] if path == protocol.COUNTS_RAW else group["var"]
     var = _read_elem(var_group)
     var.index = var.index.astype(str)
-    if not matrices:  # the controls: no values at all, only the shape
+    own_index = _read_elem(group["obs"]).index.astype(str) if "obs" in group else None
+    # Every modality holds the same cells (the host checks it); this puts them in the global order.
+    order = own_index.get_indexer(obs.index) if own_index is not None and not own_index.equals(obs.index) else None
+    stored = None
+    if path in group:
+        node = group[path]
+        stored = StoredMatrix(Path(group.file.filename), node.name, _shape(node) or (len(obs), len(var)),
+                              is_counts or _integral_start(node), order)
+    if not matrices:  # no values at all, only the shape (the controls; PCA reads from ``stored``)
         x = sp.csr_matrix((len(obs), len(var)), dtype=np.float32)
-        return anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var)
-    if path not in group:
+        return anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var), stored
+    if stored is None:
         raise NotApplicable(f"{group.name}: no {path} to read the raw counts from")
     x = _read_matrix(group[path])
-    own_index = _read_elem(group["obs"]).index.astype(str) if "obs" in group else None
-    if own_index is not None and not own_index.equals(obs.index):
-        # Every modality holds the same cells (the host checks it); put them in the global order.
-        x = x[own_index.get_indexer(obs.index)]
+    if order is not None:
+        x = x[order]
     adata = anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var)
     if is_counts:
         adata.layers["counts"] = adata.X
-    return adata
+    return adata, stored
 
 
 def load_input(path: Path, kinds: dict, counts: dict | None = None, matrices: bool = True) -> Dataset:
@@ -157,7 +284,8 @@ def load_input(path: Path, kinds: dict, counts: dict | None = None, matrices: bo
 
     Only the modalities named in ``kinds`` are read, and of each only one matrix: its raw counts
     where it has them, else ``.X``; sparse stays sparse, values float32. Layers, obsm, uns and
-    the rest are never read. ``matrices=False`` (the controls) reads no values at all.
+    the rest are never read. ``matrices=False`` reads no values at all: the controls need none,
+    and PCA reads its matrices block by block through ``Dataset.matrix``.
     """
     import h5py
 
@@ -174,13 +302,13 @@ def load_input(path: Path, kinds: dict, counts: dict | None = None, matrices: bo
         unknown = [name for name in groups if name not in kinds]
         if unknown:
             raise NotApplicable(f"modalities {unknown} have no known kind (rna, atac or adt)")
-        modalities = {
-            name: _read_modality(
-                group, obs, (counts or {}).get(name), counts is not None, matrices
-            )
-            for name, group in groups.items()
-        }
-    return Dataset(modalities=modalities, kinds={n: kinds[n] for n in modalities}, obs=obs)
+        modalities, stored = {}, {}
+        for name, group in groups.items():
+            modalities[name], where = _read_modality(group, obs, (counts or {}).get(name), counts is not None, matrices)
+            if where is not None:
+                stored[name] = where
+    return Dataset(modalities=modalities, kinds={n: kinds[n] for n in modalities}, obs=obs,
+                   stored=stored, values_read=matrices)
 
 
 def package_versions(names) -> dict:

@@ -6,8 +6,11 @@ features (RNA: the genes of highest dispersion, ATAC: the most frequently open
 peaks), centred and scaled to unit variance per feature (clipped at +-10 like
 ``sc.pp.scale(max_value=10)``), and weighted so every modality contributes the
 same total variance; PCA (what ``sc.pp.pca`` runs: scikit-learn's, arpack, seeded)
-then runs on the concatenation. Only the selected features are ever dense, in one
-float32 matrix that PCA centres in place.
+then runs on the concatenation. The input is read from the file block by block of
+cells (the entry point reads no matrix for PCA), twice per modality: once for the
+statistics of the selection, once to write the selected, normalised features
+straight into the one dense float32 matrix that PCA then centres in place. Only
+that matrix and one block of cells are ever held.
 """
 
 from __future__ import annotations
@@ -24,64 +27,67 @@ PACKAGES = ("scanpy", "anndata", "mudata", "numpy", "scipy", "scikit-learn")
 log = logging.getLogger("multiverse_methods.pca")
 
 
-def selected_features(adata, name: str, kind: str, params: PcaParams):
-    """The normalised, selected features of one modality that vary across cells: a sparse matrix
-    (float32) and each column's mean and standard deviation (float64)."""
-    x, is_counts = preprocess.expression(adata, name)
-    nonempty = preprocess.drop_empty_features(x)
-    keep = (
-        preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)
-        if is_counts else nonempty
-    )
-    # Normalised with per-cell terms from every feature (library sizes, TF-IDF), then selected.
-    y = preprocess.normalize(x, kind, is_counts, columns=keep)
-    varying = np.flatnonzero(y.max(axis=0).toarray().ravel() != y.min(axis=0).toarray().ravel())
-    if varying.size < y.shape[1]:
-        y = y[:, varying]
-    mean, var = preprocess.column_mean_var(y)
-    log.info("%s (%s): %d features after selection", name, kind, y.shape[1])
-    return y, mean, np.sqrt(var)
-
-
 def _column_chunks(width: int, size: int = 1024):
     return (slice(start, min(start + size, width)) for start in range(0, width, size))
 
 
-def fill_block(block: np.ndarray, y, mean: np.ndarray, sd: np.ndarray, weighting: str) -> None:
-    """Write the scaled modality into ``block`` (a Fortran-ordered float32 slice of the joint matrix):
-    centred, unit variance, clipped at +-10 like ``sc.pp.scale(max_value=10)``, then weighted so the
-    modality's total variance is 1 ("balanced"). Column chunks keep every float64 temporary small."""
-    for cols in _column_chunks(block.shape[1], 4096):  # no CSC copy of the whole of y
-        block[:, cols] = y[:, cols].toarray()
-    mean32, sd32 = mean.astype(np.float32), sd.astype(np.float32)
-    total = 0.0
+def scale_block(block: np.ndarray, weighting: str) -> np.ndarray:
+    """Scale one modality's normalised features in place (``block``: its Fortran-ordered float32 slice
+    of the joint matrix): centred, unit variance, clipped at +-10 like ``sc.pp.scale(max_value=10)``,
+    then weighted so the modality's total variance is 1 ("balanced"). Returns the indices (into the
+    block) of the features that vary; constant ones carry nothing and are dropped later. Column
+    chunks keep every float64 temporary small."""
+    varying, total = [], 0.0
     for cols in _column_chunks(block.shape[1]):
         chunk = block[:, cols]
-        chunk -= mean32[cols]
-        chunk /= sd32[cols]
+        mean = chunk.mean(axis=0, dtype=np.float64)
+        sd = np.sqrt(chunk.var(axis=0, dtype=np.float64))
+        constant = chunk.max(axis=0) == chunk.min(axis=0)
+        varying.append(np.flatnonzero(~constant) + cols.start)
+        chunk -= mean.astype(np.float32)
+        chunk /= np.where(constant, 1.0, sd).astype(np.float32)
         np.clip(chunk, -10, 10, out=chunk)
         total += float(chunk.var(axis=0, dtype=np.float64).sum())
-    if weighting == "balanced":
+    if weighting == "balanced" and total > 0:
         block /= np.float32(np.sqrt(total))
+    return np.concatenate(varying) if varying else np.zeros(0, dtype=np.int64)
+
+
+def _keep_columns(joint: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The leading columns of ``joint`` after moving the ``kept`` ones (increasing) to the front, in
+    place: each column only moves left, onto columns already read."""
+    if kept.size == joint.shape[1]:
+        return joint
+    for at in range(0, kept.size, 1024):
+        cols = kept[at:at + 1024]
+        joint[:, at:at + cols.size] = joint[:, cols]
+    return joint[:, :kept.size]
 
 
 def fit(data: Dataset, params: PcaParams) -> MethodResult:
     from sklearn.decomposition import PCA
 
-    parts = []
-    for name, adata in data.modalities.items():
-        parts.append(selected_features(adata, name, data.kinds[name], params))
-        data.release(name)  # the input matrix is no longer needed
-    width = sum(y.shape[1] for y, _, _ in parts)
-    # One dense matrix, the only one: each modality is written into its columns (Fortran order
-    # makes each modality's slice contiguous) and PCA works on it in place.
+    # Pass 1 over every modality: the statistics of its features and which ones to keep.
+    chosen = {}
+    for name in data.modalities:
+        chosen[name] = preprocess.select(data.matrix(name), data.kinds[name], params.n_top_genes,
+                                         params.n_top_peaks, name)
+    width = sum(keep.size for keep, _ in chosen.values())
+    # One dense matrix, the only one: pass 2 writes each modality's normalised, selected features
+    # into its columns (Fortran order keeps each modality's slice contiguous), block by block of
+    # cells; PCA then works on it in place.
     joint = np.empty((data.n_obs, width), dtype=np.float32, order="F")
-    start = 0
-    while parts:
-        y, mean, sd = parts.pop(0)
-        fill_block(joint[:, start:start + y.shape[1]], y, mean, sd, params.weighting)
-        start += y.shape[1]
-        del y
+    start, kept = 0, []
+    for name, (keep, stats) in chosen.items():
+        block = joint[:, start:start + keep.size]
+        preprocess.write_normalized(data.matrix(name), data.kinds[name], keep, stats, block)
+        data.release(name)  # the input matrix is no longer needed (when it was read at all)
+        varying = scale_block(block, params.weighting)
+        log.info("%s (%s): %d features after selection", name, data.kinds[name], varying.size)
+        kept.append(varying + start)
+        start += keep.size
+    del chosen
+    joint = _keep_columns(joint, np.concatenate(kept))
     n_comps = min(params.n_components, joint.shape[0] - 1, joint.shape[1] - 1)
     if n_comps < params.n_components:
         log.warning("n_components lowered from %d to %d (data too small)", params.n_components, n_comps)

@@ -15,10 +15,12 @@ nothing is made dense before the selection.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
-from multiverse_methods.contract import NotApplicable
+from multiverse_methods.contract import InMemoryMatrix, NotApplicable
 
 
 def _is_integral(x) -> bool:
@@ -74,18 +76,21 @@ def log_normalize(x, target_sum: float = 1e4, columns=None):
     return x
 
 
-def tfidf(x, columns=None):
+def tfidf(x, columns=None, per_peak=None, n_cells=None):
     """TF-IDF of binarised accessibility: log1p(1e4 * tf * idf).
 
     tf = open peaks of the cell / peaks open in the cell, idf = log(1 + n_cells /
-    (1 + cells in which the peak is open)).
+    (1 + cells in which the peak is open)). ``per_peak`` and ``n_cells`` (of the whole
+    matrix) let a block of its rows be normalised as the whole would be.
     """
     x = sp.csr_matrix(x, dtype=np.float32)
     # Every stored entry counts as open (as when the whole matrix was binarised first).
     per_cell = np.diff(x.indptr).astype(np.float32)
     per_cell[per_cell == 0] = 1.0
-    per_peak = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
-    idf = np.log1p(x.shape[0] / (1.0 + per_peak)).astype(np.float32)
+    if per_peak is None:
+        per_peak = np.bincount(x.indices, minlength=x.shape[1])
+    per_peak = np.asarray(per_peak).astype(np.float32)
+    idf = np.log1p((x.shape[0] if n_cells is None else n_cells) / (1.0 + per_peak)).astype(np.float32)
     if columns is None:
         x = x.copy()
     else:
@@ -189,7 +194,11 @@ def top_variable(x, n: int, among=None) -> np.ndarray:
     among = _among(x, among)
     if n <= 0 or n >= among.size:
         return among
-    mean, var = (v[among] for v in column_mean_var(x))
+    return _top_dispersion(*column_mean_var(x), n, among)
+
+
+def _top_dispersion(mean: np.ndarray, var: np.ndarray, n: int, among: np.ndarray) -> np.ndarray:
+    mean, var = mean[among], var[among]
     dispersion = np.where(mean > 0, var / np.maximum(mean, 1e-12), 0.0)
     return among[np.sort(np.argsort(-dispersion, kind="stable")[:n])]
 
@@ -228,8 +237,9 @@ def select_features(x, kind: str, n_top_genes: int, n_top_peaks: int, among=None
     if kind == "rna":
         if n_top_genes <= 0 or n_top_genes >= among.size:
             return among
-        # Library sizes over every gene (dropping empty genes leaves them unchanged).
-        return among[top_variable(log_normalize(x, columns=among), n_top_genes)]
+        # Dispersions of the log-normalised genes, block by block: no log-normalised copy of x.
+        stats = scan(InMemoryMatrix(sp.csr_matrix(x, dtype=np.float32), True), "rna")
+        return _top_dispersion(*stats.lognorm_mean_var(), n_top_genes, among)
     if kind == "atac":
         return top_frequent(x, n_top_peaks, among)
     return among
@@ -252,3 +262,105 @@ def normalize(x, kind: str, is_counts: bool = True, columns=None):
 def drop_empty_features(x) -> np.ndarray:
     """Indices of features detected in at least one cell."""
     return np.flatnonzero(nonzero_per_feature(x) > 0)
+
+
+# ---------------------------------------------------------------- block by block
+
+@dataclass
+class FeatureScan:
+    """Per-feature statistics of a whole matrix, gathered block by block of rows (one pass)."""
+
+    n_cells: int
+    nonzero: np.ndarray  # (F,) cells in which the feature is non-zero
+    stored: np.ndarray  # (F,) stored entries (what TF-IDF counts as open)
+    lognorm_sum: np.ndarray | None = None  # (F,) float64: sum of the log-normalised values (RNA counts)
+    lognorm_sq: np.ndarray | None = None  # (F,) float64: sum of their squares
+
+    def lognorm_mean_var(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.lognorm_sum / self.n_cells
+        return mean, self.lognorm_sq / self.n_cells - mean**2
+
+
+def scan(matrix, kind: str, name: str = "") -> FeatureScan:
+    """One pass over a matrix (``contract.StoredMatrix`` or ``InMemoryMatrix``): what feature
+    selection and the per-feature terms of the normalisations need."""
+    n_cells, n_features = matrix.shape
+    nonzero = np.zeros(n_features, dtype=np.int64)
+    stored = np.zeros(n_features, dtype=np.int64)
+    lognorm = kind == "rna" and matrix.is_counts
+    total = np.zeros(n_features) if lognorm else None
+    sq = np.zeros(n_features) if lognorm else None
+    for _, block in matrix.blocks():
+        if matrix.is_counts and block.nnz and block.data.min() < 0:
+            raise NotApplicable(f"modality '{name}' has negative counts")
+        nonzero += np.bincount(block.indices[block.data != 0], minlength=n_features)
+        stored += np.bincount(block.indices, minlength=n_features)
+        if lognorm:
+            y = log_normalize(block)  # library sizes are per cell: a block's rows are normalised as in the whole
+            values = y.data.astype(np.float64)
+            total += np.bincount(y.indices, weights=values, minlength=n_features)
+            sq += np.bincount(y.indices, weights=np.square(values, out=values), minlength=n_features)
+            del y, values
+    return FeatureScan(n_cells, nonzero, stored, total, sq)
+
+
+def select(matrix, kind: str, n_top_genes: int, n_top_peaks: int, name: str = "") -> tuple[np.ndarray, FeatureScan]:
+    """The features to keep (indices, as ``select_features`` on the whole matrix picks them; without
+    counts every non-empty feature) and the statistics of one pass over ``matrix``."""
+    stats = scan(matrix, kind, name)
+    nonempty = np.flatnonzero(stats.nonzero > 0)
+    keep = nonempty
+    if matrix.is_counts and kind == "rna" and 0 < n_top_genes < nonempty.size:
+        keep = _top_dispersion(*stats.lognorm_mean_var(), n_top_genes, nonempty)
+    elif matrix.is_counts and kind == "atac" and 0 < n_top_peaks < nonempty.size:
+        keep = nonempty[np.sort(np.argsort(-stats.nonzero[nonempty], kind="stable")[:n_top_peaks])]
+    return keep, stats
+
+
+def _normalized_block(block, kind: str, is_counts: bool, keep: np.ndarray, stats: FeatureScan) -> sp.csr_matrix:
+    """A block of rows, normalised as the whole matrix would be, restricted to ``keep``."""
+    if not is_counts:
+        return sp.csr_matrix(block[:, keep], dtype=np.float32)
+    if kind == "atac":  # the per-peak terms are the whole matrix's
+        return tfidf(block, columns=keep, per_peak=stats.stored, n_cells=stats.n_cells)
+    return sp.csr_matrix(normalize(block, kind, True, columns=keep), dtype=np.float32)  # per-cell terms only
+
+
+def selected_normalized(matrix, kind: str, n_top_genes: int, n_top_peaks: int, name: str = ""):
+    """The normalised, selected features of a matrix, read block by block of rows (twice: once for
+    the statistics, once for the selected columns): a float32 CSR in the Dataset's cell order and the
+    indices of its columns. The same features and values as ``select_features`` then ``normalize`` on
+    the whole matrix in memory, but only the selected features are ever held whole."""
+    keep, stats = select(matrix, kind, n_top_genes, n_top_peaks, name)
+    parts = [_normalized_block(block, kind, matrix.is_counts, keep, stats) for _, block in matrix.blocks()]
+    y = _stack_rows(parts, len(keep))
+    if matrix.order is not None:
+        y = y[matrix.order]
+    return y, keep
+
+
+def write_normalized(matrix, kind: str, keep: np.ndarray, stats: FeatureScan, out: np.ndarray) -> None:
+    """Write the normalised features ``keep`` of a matrix into the dense ``out`` (cells x len(keep), in
+    the Dataset's cell order), block by block of rows: not even the sparse selection is held whole."""
+    inverse = None if matrix.order is None else np.argsort(matrix.order)
+    for start, block in matrix.blocks():
+        stop = start + block.shape[0]
+        rows = slice(start, stop) if inverse is None else inverse[start:stop]
+        out[rows] = _normalized_block(block, kind, matrix.is_counts, keep, stats).toarray()
+
+
+def _stack_rows(parts: list, n_cols: int) -> sp.csr_matrix:
+    """The CSR blocks one under the other; each block is dropped once copied."""
+    nnz = sum(p.nnz for p in parts)
+    rows = sum(p.shape[0] for p in parts)
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32 if n_cols < 2**31 else np.int64)
+    indptr = np.zeros(rows + 1, dtype=np.int64)
+    at, row = 0, 0
+    while parts:
+        p = parts.pop(0)
+        data[at:at + p.nnz] = p.data
+        indices[at:at + p.nnz] = p.indices
+        indptr[row + 1:row + p.shape[0] + 1] = p.indptr[1:] + at
+        at, row = at + p.nnz, row + p.shape[0]
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, n_cols))

@@ -38,6 +38,9 @@ class Method:
     requires_any: frozenset = frozenset()
     #: A control (random or label-derived embedding) rather than a real method.
     control: bool = False
+    #: The entry point reads the input's matrices into memory before ``fit``. False for the
+    #: controls (they need no values) and PCA (it reads them block by block, ``Dataset.matrix``).
+    reads_matrices: bool = True
     #: The method can train on a GPU in its image. None can today: every image holds
     #: CPU builds of torch/jax, so a ``gpus:`` request is refused before start.
     gpu: bool = False
@@ -63,7 +66,8 @@ class Method:
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("pca", "PCA of per-modality normalised, balanced features (scanpy); the baseline.", PcaParams, "pca"),
+        Method("pca", "PCA of per-modality normalised, balanced features (scanpy); the baseline.", PcaParams, "pca",
+               reads_matrices=False),
         Method("mofa", "MOFA+ factor analysis with per-modality likelihoods (mofapy2).", MofaParams, "mofa"),
         Method(
             "multivi",
@@ -79,13 +83,15 @@ METHODS: dict[str, Method] = {
             CoboltParams,
             "cobolt",
         ),
-        Method("control_random", "Control: a random Gaussian embedding (the floor).", RandomControlParams, "pca", control=True),
+        Method("control_random", "Control: a random Gaussian embedding (the floor).", RandomControlParams, "pca",
+               control=True, reads_matrices=False),
         Method(
             "control_labels",
             "Control: one-hot cell-type labels plus noise (the ceiling).",
             LabelControlParams,
             "pca",
             control=True,
+            reads_matrices=False,
         ),
     )
 }

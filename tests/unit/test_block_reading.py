@@ -1,0 +1,96 @@
+"""PCA reads its input block by block of cells and gets what reading it whole gives.
+
+At 50,000 cells the input's ATAC matrix alone is several GB; PCA never reads it
+whole: one pass over the file gathers what the feature selection needs, a second
+keeps only the selected features. Both must pick the same features and give the
+same normalised values as the in-memory path the other methods use, whatever
+the storage (CSR, CSC, dense, cells stored in another order) and the block size.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from multiverse_methods import contract, preprocess
+from multiverse_methods.contract import NotApplicable, load_input
+
+N = 200
+KINDS = {"rna": "rna", "atac": "atac", "adt": "adt"}
+COUNTS = {"rna": "layers/counts", "atac": "X", "adt": "X"}
+N_GENES, N_PEAKS = 30, 40  # of 60 genes and 90 peaks: a real selection
+
+
+def _counts(rng, n_features, density, scale):
+    x = sp.random(N, n_features, density=density, format="csr", random_state=rng, dtype=np.float64)
+    x.data = np.ceil(x.data * scale)
+    keep = np.ones(n_features)
+    keep[3] = 0  # an empty feature
+    return sp.csr_matrix(x @ sp.diags(keep))
+
+
+@pytest.fixture
+def h5mu(tmp_path):
+    rng = np.random.default_rng(0)
+    cells = [f"c{i}" for i in range(N)]
+    obs = pd.DataFrame(index=cells)
+    rna_counts = _counts(rng, 60, 0.3, 20)
+    rna = ad.AnnData(X=sp.csr_matrix(np.log1p(rna_counts.toarray())), obs=obs.copy(),
+                     layers={"counts": rna_counts}, var=pd.DataFrame(index=[f"g{j}" for j in range(60)]))
+    order = rng.permutation(N)  # ATAC stores its cells in another order, as CSC
+    atac_x = _counts(rng, 90, 0.2, 4)
+    atac = ad.AnnData(X=sp.csc_matrix(atac_x[order]), obs=obs.iloc[order].copy(),
+                      var=pd.DataFrame(index=[f"p{j}" for j in range(90)]))
+    adt = ad.AnnData(X=np.asarray(_counts(rng, 12, 0.9, 200).toarray()), obs=obs.copy(),  # dense
+                     var=pd.DataFrame(index=[f"a{j}" for j in range(12)]))
+    mdata = md.MuData({"rna": rna, "atac": atac, "adt": adt})
+    path = tmp_path / "in.h5mu"
+    mdata.write(path)
+    return path
+
+
+def in_memory(adata, name, kind):
+    """What the methods that read the whole matrix do: select on it, then normalise the selection."""
+    x, is_counts = preprocess.expression(adata, name)
+    nonempty = preprocess.drop_empty_features(x)
+    keep = preprocess.select_features(x, kind, N_GENES, N_PEAKS, among=nonempty) if is_counts else nonempty
+    return preprocess.normalize(x, kind, is_counts, columns=keep), keep
+
+
+@pytest.mark.parametrize("block_values", [None, 50, 1])
+def test_block_by_block_selects_and_normalises_as_the_whole_matrix(h5mu, monkeypatch, block_values):
+    if block_values:
+        monkeypatch.setattr(contract, "BLOCK_VALUES", block_values)
+    whole = load_input(h5mu, KINDS, COUNTS)
+    blocks = load_input(h5mu, KINDS, COUNTS, matrices=False)
+    assert all(a.X.nnz == 0 for a in blocks.modalities.values()), "no matrix read before the method asks"
+    for name, kind in KINDS.items():
+        expected, expected_keep = in_memory(whole.modalities[name], name, kind)
+        y, keep = preprocess.selected_normalized(blocks.matrix(name), kind, N_GENES, N_PEAKS, name)
+        np.testing.assert_array_equal(keep, expected_keep, err_msg=name)
+        assert y.shape == (N, len(keep)) and y.dtype == np.float32
+        np.testing.assert_allclose(y.toarray(), expected.toarray(), rtol=1e-6, atol=1e-6, err_msg=name)
+    assert len(expected_keep) == 11  # adt: every non-empty protein
+
+
+def test_the_in_memory_matrix_gives_the_same_blocks(h5mu, monkeypatch):
+    monkeypatch.setattr(contract, "BLOCK_VALUES", 100)
+    whole = load_input(h5mu, KINDS, COUNTS)
+    matrix = whole.matrix("rna")
+    pieces = list(matrix.blocks())
+    assert len(pieces) > 5
+    np.testing.assert_array_equal(sp.vstack([b for _, b in pieces]).toarray(), matrix.x.toarray())
+
+
+def test_negative_counts_are_refused_while_reading_blocks(tmp_path):
+    x = sp.csr_matrix(np.array([[1.0, -2.0], [0.0, 3.0]] * 5))
+    adata = ad.AnnData(X=x, obs=pd.DataFrame(index=[f"c{i}" for i in range(10)]), layers={"counts": x})
+    path = tmp_path / "neg.h5ad"
+    adata.write_h5ad(path)
+    data = load_input(path, {"rna": "rna"}, {"rna": "layers/counts"}, matrices=False)
+    with pytest.raises(NotApplicable, match="negative counts"):
+        preprocess.selected_normalized(data.matrix("rna"), "rna", 1, 1, "rna")
