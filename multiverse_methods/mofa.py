@@ -78,30 +78,30 @@ def likelihood_of(kind: str, params: MofaParams) -> str:
     return {"rna": params.likelihood_rna, "atac": params.likelihood_atac, "adt": params.likelihood_adt}[kind]
 
 
-def prepare_view(adata, name: str, kind: str, likelihood: str, params: MofaParams):
-    """The dense cells x features matrix of one view, and its feature names."""
-    x, is_counts = preprocess.expression(adata, name)
-    var_names = np.asarray(adata.var_names.astype(str))
-    nonempty = preprocess.drop_empty_features(x)
-    if is_counts:
-        keep = preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)
-    else:
-        keep = nonempty
-        if kind != "adt":
-            log.warning("%s (%s): no raw counts; using .X as it is, without feature selection", name, kind)
-    var_names = var_names[keep]
+def prepare_view(matrix, var_names, name: str, kind: str, likelihood: str, params: MofaParams):
+    """The dense cells x features matrix of one view, and its feature names.
+
+    ``matrix`` (``Dataset.matrix``) is read block by block of cells: once for the selection's
+    statistics, once for the selected features; the whole input is never in memory.
+    """
+    is_counts = matrix.is_counts
+    if not is_counts and kind != "adt":
+        log.warning("%s (%s): no raw counts; using .X as it is, without feature selection", name, kind)
+    if likelihood == "poisson" and not is_counts:
+        raise NotApplicable(
+            f"likelihood_{kind}='poisson' needs raw counts, but modality '{name}' has none "
+            "(no layers['counts'] and .X is not integer-valued); use 'gaussian'"
+        )
+    keep, stats = preprocess.select(matrix, kind, params.n_top_genes, params.n_top_peaks, name)
+    var_names = np.asarray(var_names.astype(str))[keep]
 
     if likelihood == "bernoulli":  # ATAC: open (any non-zero value) or not
-        y = (x[:, keep] != 0).astype(np.float64)
+        y = (preprocess.selected_raw(matrix, keep) != 0).astype(np.float64)
     elif likelihood == "poisson":  # RNA: the counts themselves
-        if not is_counts:
-            raise NotApplicable(
-                f"likelihood_{kind}='poisson' needs raw counts, but modality '{name}' has none "
-                "(no layers['counts'] and .X is not integer-valued); use 'gaussian'"
-            )
-        y = x[:, keep]
+        y = preprocess.selected_raw(matrix, keep)
     else:  # gaussian on the normalisation suited to the kind, computed on every feature, then selected
-        y = preprocess.normalize(x, kind, is_counts, columns=keep)
+        y, _ = preprocess.selected_normalized(matrix, kind, params.n_top_genes, params.n_top_peaks, name,
+                                              chosen=(keep, stats))
     # Dense only after the selection. float64: what mofapy2 trains in (use_float32=False below).
     y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
 
@@ -130,7 +130,8 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
     likelihoods = [likelihood_of(data.kinds[n], params) for n in names]
     views, features = [], []
     for name, likelihood in zip(names, likelihoods):
-        y, feats = prepare_view(data.modalities[name], name, data.kinds[name], likelihood, params)
+        y, feats = prepare_view(data.matrix(name), data.modalities[name].var_names, name, data.kinds[name],
+                                likelihood, params)
         data.release(name)  # the view holds what MOFA+ needs
         views.append([y])
         features.append(feats)

@@ -326,17 +326,25 @@ def _normalized_block(block, kind: str, is_counts: bool, keep: np.ndarray, stats
     return sp.csr_matrix(normalize(block, kind, True, columns=keep), dtype=np.float32)  # per-cell terms only
 
 
-def selected_normalized(matrix, kind: str, n_top_genes: int, n_top_peaks: int, name: str = ""):
+def selected_normalized(matrix, kind: str, n_top_genes: int, n_top_peaks: int, name: str = "", chosen=None):
     """The normalised, selected features of a matrix, read block by block of rows (twice: once for
     the statistics, once for the selected columns): a float32 CSR in the Dataset's cell order and the
     indices of its columns. The same features and values as ``select_features`` then ``normalize`` on
-    the whole matrix in memory, but only the selected features are ever held whole."""
-    keep, stats = select(matrix, kind, n_top_genes, n_top_peaks, name)
+    the whole matrix in memory, but only the selected features are ever held whole. ``chosen``: what
+    ``select`` already returned for this matrix (the first pass is then skipped)."""
+    keep, stats = chosen or select(matrix, kind, n_top_genes, n_top_peaks, name)
     parts = [_normalized_block(block, kind, matrix.is_counts, keep, stats) for _, block in matrix.blocks()]
     y = _stack_rows(parts, len(keep))
     if matrix.order is not None:
         y = y[matrix.order]
     return y, keep
+
+
+def selected_raw(matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """The columns ``keep`` of a matrix as stored (counts, or .X), read block by block: float32 CSR
+    in the Dataset's cell order."""
+    y = _stack_rows([sp.csr_matrix(block[:, keep], dtype=np.float32) for _, block in matrix.blocks()], len(keep))
+    return y if matrix.order is None else y[matrix.order]
 
 
 def write_normalized(matrix, kind: str, keep: np.ndarray, stats: FeatureScan, out: np.ndarray) -> None:

@@ -39,7 +39,7 @@ class Method:
     #: A control (random or label-derived embedding) rather than a real method.
     control: bool = False
     #: The entry point reads the input's matrices into memory before ``fit``. False for the
-    #: controls (they need no values) and PCA (it reads them block by block, ``Dataset.matrix``).
+    #: controls (they need no values), PCA and MOFA+ (they read them block by block, ``Dataset.matrix``).
     reads_matrices: bool = True
     #: The method can train on a GPU in its image. None can today: every image holds
     #: CPU builds of torch/jax, so a ``gpus:`` request is refused before start.
@@ -68,7 +68,8 @@ METHODS: dict[str, Method] = {
     for method in (
         Method("pca", "PCA of per-modality normalised, balanced features (scanpy); the baseline.", PcaParams, "pca",
                reads_matrices=False),
-        Method("mofa", "MOFA+ factor analysis with per-modality likelihoods (mofapy2).", MofaParams, "mofa"),
+        Method("mofa", "MOFA+ factor analysis with per-modality likelihoods (mofapy2).", MofaParams, "mofa",
+               reads_matrices=False),
         Method(
             "multivi",
             "MultiVI deep generative model of paired counts (scvi-tools, CPU torch).",

@@ -94,3 +94,15 @@ def test_negative_counts_are_refused_while_reading_blocks(tmp_path):
     data = load_input(path, {"rna": "rna"}, {"rna": "layers/counts"}, matrices=False)
     with pytest.raises(NotApplicable, match="negative counts"):
         preprocess.selected_normalized(data.matrix("rna"), "rna", 1, 1, "rna")
+
+
+def test_selected_columns_as_stored_come_back_in_the_cell_order(h5mu, monkeypatch):
+    """MOFA+'s Bernoulli and Poisson views take the selected counts themselves."""
+    monkeypatch.setattr(contract, "BLOCK_VALUES", 50)
+    whole = load_input(h5mu, KINDS, COUNTS)
+    blocks = load_input(h5mu, KINDS, COUNTS, matrices=False)
+    keep = np.array([0, 5, 7, 10])  # the narrowest modality has 12 features
+    for name in KINDS:
+        expected, _ = preprocess.expression(whole.modalities[name], name)
+        np.testing.assert_array_equal(preprocess.selected_raw(blocks.matrix(name), keep).toarray(),
+                                      expected[:, keep].toarray(), err_msg=name)
