@@ -54,10 +54,17 @@ def h5mu(tmp_path):
 
 
 def in_memory(adata, name, kind):
-    """What the methods that read the whole matrix do: select on it, then normalise the selection."""
+    """The whole-matrix definition: select on it, then normalise the selection. The genes are ranked
+    on a log-normalised copy of the whole matrix (``select_features`` itself now scans in blocks too,
+    so it would not be an independent reference)."""
     x, is_counts = preprocess.expression(adata, name)
     nonempty = preprocess.drop_empty_features(x)
-    keep = preprocess.select_features(x, kind, N_GENES, N_PEAKS, among=nonempty) if is_counts else nonempty
+    if not is_counts:
+        keep = nonempty
+    elif kind == "rna":
+        keep = nonempty[preprocess.top_variable(preprocess.log_normalize(x, columns=nonempty), N_GENES)]
+    else:
+        keep = preprocess.select_features(x, kind, N_GENES, N_PEAKS, among=nonempty)
     return preprocess.normalize(x, kind, is_counts, columns=keep), keep
 
 
