@@ -264,7 +264,7 @@ def _read_modality(group, obs, location, has_counts_map: bool, matrices: bool):
         node = group[path]
         stored = StoredMatrix(Path(group.file.filename), node.name, _shape(node) or (len(obs), len(var)),
                               is_counts or _integral_start(node), order)
-    if not matrices:  # no values at all, only the shape (the controls; PCA reads from ``stored``)
+    if not matrices:  # no values at all, only the shape (the controls; the others read from ``stored``)
         x = sp.csr_matrix((len(obs), len(var)), dtype=np.float32)
         return anndata.AnnData(X=x, obs=obs.iloc[:, :0].copy(), var=var), stored
     if stored is None:
@@ -285,7 +285,7 @@ def load_input(path: Path, kinds: dict, counts: dict | None = None, matrices: bo
     Only the modalities named in ``kinds`` are read, and of each only one matrix: its raw counts
     where it has them, else ``.X``; sparse stays sparse, values float32. Layers, obsm, uns and
     the rest are never read. ``matrices=False`` reads no values at all: the controls need none,
-    and PCA reads its matrices block by block through ``Dataset.matrix``.
+    and the other methods but Mowgli read their matrices block by block through ``Dataset.matrix``.
     """
     import h5py
 

@@ -78,7 +78,8 @@ def likelihood_of(kind: str, params: MofaParams) -> str:
     return {"rna": params.likelihood_rna, "atac": params.likelihood_atac, "adt": params.likelihood_adt}[kind]
 
 
-def prepare_view(matrix, var_names, name: str, kind: str, likelihood: str, params: MofaParams):
+def prepare_view(matrix, var_names, name: str, kind: str, likelihood: str, params: MofaParams,
+                 dtype=np.float64):
     """The dense cells x features matrix of one view, and its feature names.
 
     ``matrix`` (``Dataset.matrix``) is read block by block of cells: once for the selection's
@@ -102,8 +103,8 @@ def prepare_view(matrix, var_names, name: str, kind: str, likelihood: str, param
     else:  # gaussian on the normalisation suited to the kind, computed on every feature, then selected
         y, _ = preprocess.selected_normalized(matrix, kind, params.n_top_genes, params.n_top_peaks, name,
                                               chosen=(keep, stats))
-    # Dense only after the selection. float64: what mofapy2 trains in (use_float32=False below).
-    y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
+    # Dense only after the selection, in the precision mofapy2 trains in (use_float32).
+    y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=dtype)
 
     # Constant features carry nothing and mofapy2 warns about them (bernoulli: all open or all closed).
     informative = y.std(axis=0) > 0
@@ -128,10 +129,13 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
     cpu_start = time.process_time()
     names = list(data.modalities)
     likelihoods = [likelihood_of(data.kinds[n], params) for n in names]
+    float32 = params.float32_for(data.n_obs)
+    log.info("MOFA+ trains in %s%s", "float32" if float32 else "float64",
+             "" if params.use_float32 is not None else f" (use_float32 null: float32 from {params.FLOAT32_FROM_CELLS:,} cells)")
     views, features = [], []
     for name, likelihood in zip(names, likelihoods):
         y, feats = prepare_view(data.matrix(name), data.modalities[name].var_names, name, data.kinds[name],
-                                likelihood, params)
+                                likelihood, params, dtype=np.float32 if float32 else np.float64)
         data.release(name)  # the view holds what MOFA+ needs
         views.append([y])
         features.append(feats)
@@ -144,7 +148,7 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
             from mofapy2.run.entry_point import entry_point
 
             ent = entry_point()
-            ent.set_data_options(scale_views=params.scale_views, use_float32=False)
+            ent.set_data_options(scale_views=params.scale_views, use_float32=float32)
             ent.set_data_matrix(
                 views,
                 likelihoods=likelihoods,
@@ -212,6 +216,7 @@ def fit(data: Dataset, params: MofaParams) -> MethodResult:
             "converged": bool(converged),
             "cpu_seconds": round(time.process_time() - cpu_start, 2),
             "threads": "1",  # whatever OMP_NUM_THREADS says: see the module's docstring
+            "float32": bool(float32),
             "final_elbo": final_elbo,
             "elbo_trace": trace,
             "likelihoods": dict(zip(names, likelihoods)),

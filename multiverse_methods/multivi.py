@@ -57,19 +57,19 @@ def _threads() -> int:
         return 1
 
 
-def count_modality(adata, name: str, min_cells: int):
-    """An AnnData of the raw counts of one modality, reduced to features seen in min_cells cells."""
+def count_modality(matrix, var_names, name: str, min_cells: int):
+    """An AnnData of the raw counts of one modality (``Dataset.matrix``), reduced to the features
+    seen in min_cells cells; read block by block, so only those features are ever held whole."""
     import anndata
 
-    x = preprocess.counts(adata, name)  # raises NotApplicable when there are none
-    detected = np.asarray((x > 0).sum(axis=0)).ravel()
+    preprocess.require_counts(matrix, name)
+    detected = preprocess.scan(matrix, "", name, lognorm=False).nonzero  # also refuses negative counts
     keep = np.flatnonzero(detected >= min_cells)
     if keep.size == 0:
         raise NotApplicable(f"modality '{name}': no feature is detected in {min_cells} or more cells")
-    var_names = [f"{name}:{v}" for v in np.asarray(adata.var_names.astype(str))[keep]]
-    out = anndata.AnnData(X=x[:, keep].tocsr())
-    out.var_names = var_names
-    log.info("%s: %d of %d features detected in >= %d cells", name, keep.size, x.shape[1], min_cells)
+    out = anndata.AnnData(X=preprocess.selected_raw(matrix, keep))
+    out.var_names = [f"{name}:{v}" for v in np.asarray(var_names.astype(str))[keep]]
+    log.info("%s: %d of %d features detected in >= %d cells", name, keep.size, matrix.shape[1], min_cells)
     return out
 
 
@@ -93,8 +93,9 @@ def build_mudata(data: Dataset, params: MultiviParams):
     mods = {}
     for kind in ("rna", "atac", "adt"):  # MultiVI's own order: rna, atac, protein
         if kind in by_kind:
-            ad = count_modality(data.modalities[by_kind[kind]], by_kind[kind], min_cells)
-            data.release(by_kind[kind])  # its detected features are all MultiVI needs
+            name = by_kind[kind]
+            ad = count_modality(data.matrix(name), data.modalities[name].var_names, name, min_cells)
+            data.release(name)  # its detected features are all MultiVI needs
             ad.obs_names = obs_names
             mods[by_kind[kind]] = ad
     mdata = mudata.MuData(mods)

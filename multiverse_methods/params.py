@@ -117,6 +117,16 @@ class MofaParams(MethodParams):
     #: Scale every view to unit variance (mofapy2's scale_views; its default and
     #: muon's are False).
     scale_views: bool = False
+    #: Train in float32 (mofapy2's use_float32, "to decrease memory usage and improve
+    #: speed"; its default is False). null: float32 from FLOAT32_FROM_CELLS cells on,
+    #: float64 (mofapy2's default) below.
+    use_float32: Optional[bool] = None
+
+    #: Cells from which ``use_float32: null`` means float32 (multiverse's rule, not mofapy2's).
+    FLOAT32_FROM_CELLS: ClassVar[int] = 20_000
+
+    def float32_for(self, n_cells: int) -> bool:
+        return self.use_float32 if self.use_float32 is not None else n_cells >= self.FLOAT32_FROM_CELLS
 
     def __post_init__(self) -> None:
         super().__post_init__()

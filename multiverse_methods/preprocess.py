@@ -29,6 +29,20 @@ def _is_integral(x) -> bool:
     return bool(np.all(sample >= 0) and np.all(np.equal(np.mod(sample, 1), 0)))
 
 
+def _no_counts(name: str) -> NotApplicable:
+    return NotApplicable(
+        f"modality '{name}' has no raw counts: layers['counts'] is missing and .X is not "
+        "integer-valued; this method models counts"
+    )
+
+
+def require_counts(matrix, name: str):
+    """The matrix (``Dataset.matrix``) if it holds raw counts; NotApplicable otherwise."""
+    if not matrix.is_counts:
+        raise _no_counts(name)
+    return matrix
+
+
 def counts(adata, name: str, required: bool = True):
     """Raw counts of a modality: ``layers["counts"]`` when present, else ``.X`` if it holds counts.
 
@@ -39,10 +53,7 @@ def counts(adata, name: str, required: bool = True):
     elif _is_integral(adata.X):
         x = adata.X
     elif required:
-        raise NotApplicable(
-            f"modality '{name}' has no raw counts: layers['counts'] is missing and .X is not "
-            "integer-valued; this method models counts"
-        )
+        raise _no_counts(name)
     else:
         return None
     x = sp.csr_matrix(x, dtype=np.float32)
@@ -281,13 +292,14 @@ class FeatureScan:
         return mean, self.lognorm_sq / self.n_cells - mean**2
 
 
-def scan(matrix, kind: str, name: str = "") -> FeatureScan:
+def scan(matrix, kind: str, name: str = "", lognorm: bool | None = None) -> FeatureScan:
     """One pass over a matrix (``contract.StoredMatrix`` or ``InMemoryMatrix``): what feature
-    selection and the per-feature terms of the normalisations need."""
+    selection and the per-feature terms of the normalisations need. ``lognorm``: gather the
+    log-normalised genes' sums (default: for RNA counts; False when only detection is needed)."""
     n_cells, n_features = matrix.shape
     nonzero = np.zeros(n_features, dtype=np.int64)
     stored = np.zeros(n_features, dtype=np.int64)
-    lognorm = kind == "rna" and matrix.is_counts
+    lognorm = (kind == "rna" and matrix.is_counts) if lognorm is None else lognorm
     total = np.zeros(n_features) if lognorm else None
     sq = np.zeros(n_features) if lognorm else None
     for _, block in matrix.blocks():

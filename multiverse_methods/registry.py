@@ -39,7 +39,8 @@ class Method:
     #: A control (random or label-derived embedding) rather than a real method.
     control: bool = False
     #: The entry point reads the input's matrices into memory before ``fit``. False for the
-    #: controls (they need no values), PCA and MOFA+ (they read them block by block, ``Dataset.matrix``).
+    #: controls (they need no values) and for the methods that read them block by block
+    #: (``Dataset.matrix``): all but Mowgli.
     reads_matrices: bool = True
     #: The method can train on a GPU in its image. None can today: every image holds
     #: CPU builds of torch/jax, so a ``gpus:`` request is refused before start.
@@ -76,6 +77,7 @@ METHODS: dict[str, Method] = {
             MultiviParams,
             "multivi",
             requires_any=frozenset({"rna", "atac"}),
+            reads_matrices=False,
         ),
         Method("mowgli", "Mowgli integrative NMF with optimal transport (mowgli, torch<2 stack).", MowgliParams, "mowgli"),
         Method(
@@ -83,6 +85,7 @@ METHODS: dict[str, Method] = {
             "Cobolt multimodal topic model (Gong et al. 2021), reimplemented in PyTorch.",
             CoboltParams,
             "cobolt",
+            reads_matrices=False,
         ),
         Method("control_random", "Control: a random Gaussian embedding (the floor).", RandomControlParams, "pca",
                control=True, reads_matrices=False),

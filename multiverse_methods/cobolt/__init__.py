@@ -34,17 +34,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _counts_of(data: Dataset, params: CoboltParams) -> dict:
-    """Every modality's raw counts, without empty features, after the optional feature selection."""
+    """Every modality's raw counts, without empty features, after the optional feature selection;
+    read block by block, so only the features kept are ever held whole."""
     matrices = {}
-    for name, adata in data.modalities.items():
-        kind = data.kinds[name]
-        x = preprocess.counts(adata, name)  # raises NotApplicable without counts
-        n_all = x.shape[1]
-        nonempty = preprocess.drop_empty_features(x)
-        x = x[:, preprocess.select_features(x, kind, params.n_top_genes, params.n_top_peaks, among=nonempty)]
-        if x.shape[1] == 0:
+    for name in data.modalities:
+        matrix = preprocess.require_counts(data.matrix(name), name)
+        keep, _ = preprocess.select(matrix, data.kinds[name], params.n_top_genes, params.n_top_peaks, name)
+        if keep.size == 0:
             raise NotApplicable(f"modality '{name}' has no feature with a non-zero count")
-        log.info("%s (%s): %d of %d features used", name, kind, x.shape[1], n_all)
+        x = preprocess.selected_raw(matrix, keep)
+        log.info("%s (%s): %d of %d features used", name, data.kinds[name], x.shape[1], matrix.shape[1])
         data.release(name)  # the selected counts are all Cobolt needs
         matrices[name] = x
     return matrices

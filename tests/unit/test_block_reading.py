@@ -113,3 +113,71 @@ def test_selected_columns_as_stored_come_back_in_the_cell_order(h5mu, monkeypatc
         expected, _ = preprocess.expression(whole.modalities[name], name)
         np.testing.assert_array_equal(preprocess.selected_raw(blocks.matrix(name), keep).toarray(),
                                       expected[:, keep].toarray(), err_msg=name)
+
+
+def test_multivi_and_cobolt_take_the_counts_they_keep_as_reading_them_whole_gives(h5mu, monkeypatch):
+    """MultiVI keeps the features detected in enough cells, Cobolt the selected ones; both read
+    only those columns, block by block, and get the whole matrix's counts of them."""
+    from multiverse_methods import cobolt, multivi
+    from multiverse_methods.params import CoboltParams
+
+    monkeypatch.setattr(contract, "BLOCK_VALUES", 50)
+    whole = load_input(h5mu, KINDS, COUNTS)
+    blocks = load_input(h5mu, KINDS, COUNTS, matrices=False)
+    chosen = cobolt._counts_of(blocks, CoboltParams(n_top_genes=N_GENES, n_top_peaks=N_PEAKS))
+    for name, kind in KINDS.items():
+        x, _ = preprocess.expression(whole.modalities[name], name)
+        detected = np.asarray((x > 0).sum(axis=0)).ravel()
+        ad_ = multivi.count_modality(blocks.matrix(name), blocks.modalities[name].var_names, name, 20)
+        np.testing.assert_array_equal(ad_.X.toarray(), x[:, detected >= 20].toarray(), err_msg=name)
+        assert list(ad_.var_names) == [f"{name}:{v}" for v in whole.modalities[name].var_names[detected >= 20]]
+        keep = preprocess.select_features(x, kind, N_GENES, N_PEAKS, among=np.flatnonzero(detected > 0))
+        np.testing.assert_array_equal(chosen[name].toarray(), x[:, keep].toarray(), err_msg=name)
+
+
+def test_multivi_and_cobolt_refuse_a_modality_without_counts(h5mu):
+    from multiverse_methods import cobolt, multivi
+    from multiverse_methods.params import CoboltParams
+
+    data = load_input(h5mu, KINDS, {"rna": None, "atac": "X", "adt": "X"}, matrices=False)  # rna's X: log1p
+    with pytest.raises(NotApplicable, match="modality 'rna' has no raw counts"):
+        multivi.count_modality(data.matrix("rna"), data.modalities["rna"].var_names, "rna", 1)
+    with pytest.raises(NotApplicable, match="modality 'rna' has no raw counts"):
+        cobolt._counts_of(data, CoboltParams())
+
+
+def test_multivi_and_cobolt_never_hold_the_whole_sparse_input(tmp_path, monkeypatch):
+    """A wide input whose stored values take 16 MB: reading the few features kept allocates a
+    fraction of it (Python's allocation tracer counts numpy's buffers)."""
+    import tracemalloc
+
+    from multiverse_methods import cobolt, multivi
+    from multiverse_methods.params import CoboltParams
+
+    rng = np.random.default_rng(1)
+    n_cells, n_peaks = 2_000, 20_000
+    x = sp.random(n_cells, n_peaks - 10, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    x.data = np.ceil(x.data * 3)
+    x = sp.hstack([np.ones((n_cells, 10), dtype=np.float32), x], format="csr")  # ten peaks open in every cell
+    stored_bytes = x.data.nbytes + x.indices.nbytes  # 2 million values: 16 MB
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])
+    path = tmp_path / "wide.h5mu"
+    md.MuData({"atac": ad.AnnData(X=x, obs=obs)}).write(path)
+    monkeypatch.setattr(contract, "BLOCK_VALUES", 100_000)
+    data = load_input(path, {"atac": "atac"}, {"atac": "X"}, matrices=False)
+
+    def peak_of(call) -> int:
+        tracemalloc.start()
+        try:
+            result = call()
+            return tracemalloc.get_traced_memory()[1], result
+        finally:
+            tracemalloc.stop()
+
+    peak, kept = peak_of(lambda: multivi.count_modality(data.matrix("atac"), data.modalities["atac"].var_names,
+                                                        "atac", n_cells))
+    assert kept.n_vars == 10
+    assert peak < 0.25 * stored_bytes, f"MultiVI's reading peaked at {peak / 1e6:.1f} MB of {stored_bytes / 1e6:.1f}"
+    peak, chosen = peak_of(lambda: cobolt._counts_of(data, CoboltParams(n_top_peaks=10)))
+    assert chosen["atac"].shape == (n_cells, 10)
+    assert peak < 0.25 * stored_bytes, f"Cobolt's reading peaked at {peak / 1e6:.1f} MB of {stored_bytes / 1e6:.1f}"
