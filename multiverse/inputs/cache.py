@@ -1,4 +1,4 @@
-"""What the host learnt about an input file (checksum, counts scans), remembered across runs.
+"""What the host learnt about an input file (checksum, counts scans, its summary), remembered across runs.
 
 Hashing and scanning a multi-GB input takes seconds to minutes; a rerun on
 the same file should not pay it again. Entries are keyed by the file's path,

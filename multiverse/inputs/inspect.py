@@ -11,29 +11,28 @@ Accepted as users have them:
 
 Split inputs are converted once into an ``.h5mu`` (``convert.py``); the others
 reach the containers unchanged. Every problem is an :class:`InputError`
-(exit 2) that says what to fix. The checksum and the counts scans are
-remembered per file (``cache.py``), so a rerun on a large file is quick.
+(exit 2) that says what to fix. The file is read with h5py in ``layout.py``;
+the checksum, the counts scans and the summary are remembered per file
+(``cache.py``), so a rerun on a large file does not open it (nor import h5py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-import h5py
-import numpy as np
-
 from multiverse.errors import InputError
-from multiverse.inputs import counts as counts_mod
-from multiverse.inputs import h5
 from multiverse.inputs.cache import InputCache, file_identity, sha256_of
-from multiverse_methods.protocol import modality_kind
 
 SUFFIXES = (".h5mu", ".h5ad", ".h5")
-FEATURE_TYPES = "feature_types"
+#: Changes whenever what inspection learns changes: older cached inspections are then not used.
+INSPECTION_VERSION = 1
+#: Guards the first read of an InputData's cell names (the runner may read them in a thread).
+_NAMES_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,9 @@ class InputData:
 
     path: Path  # the user's file
     format: str  # "h5mu", "h5ad" or "10x-h5"
-    obs_names: tuple[str, ...]
+    n_obs: int
+    #: sha256 of the cell names, one per line: which cells results were made for.
+    cells_sha256: str
     modalities: dict[str, Modality]
     obs_columns: tuple[str, ...]
     sha256: str
@@ -60,10 +61,22 @@ class InputData:
     split: Optional[dict[str, str]] = None
     #: The file the containers read: the user's, or its conversion (set by the plan).
     converted_path: Optional[Path] = None
+    #: The cell names once read (a list holding one tuple, shared with copies made by
+    #: dataclasses.replace): an inspection taken from the cache does not read them.
+    _names: list = field(default_factory=list, repr=False, compare=False)
 
     @property
-    def n_obs(self) -> int:
-        return len(self.obs_names)
+    def obs_names(self) -> tuple[str, ...]:
+        """The input's cell names in order, read from the file on first use."""
+        with _NAMES_LOCK:
+            if not self._names:
+                from multiverse.inputs import layout
+
+                names = tuple(layout.cell_names(self.path, self.format))
+                if _names_sha256(names) != self.cells_sha256:
+                    raise InputError(f"{self.path} changed while multiverse was using it: its cell names differ")
+                self._names.append(names)
+        return self._names[0]
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -81,211 +94,20 @@ class InputData:
     def container_name(self) -> str:
         return self.model_path.name
 
-    @property
-    def cells_sha256(self) -> str:
-        return hashlib.sha256("\n".join(self.obs_names).encode()).hexdigest()
-
     def describe(self) -> str:
         mods = ", ".join(f"{m.name} ({m.kind}, {m.n_vars} features)" for m in self.modalities.values())
         return f"{self.n_obs} cells; {mods}"
 
 
+def _names_sha256(names) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
 def read_obs_names(path: Path) -> list[str]:
     """The cell names of an .h5mu/.h5ad file (global obs), without reading anything else."""
-    with h5py.File(path, "r") as handle:
-        return h5.obs_names(handle, str(path))
+    from multiverse.inputs import layout
 
-
-def _duplicates(names: list[str], where: str) -> None:
-    dup = [name for name, count in Counter(names).items() if count > 1]
-    if dup:
-        raise InputError(
-            f"{where}: {len(dup)} duplicate cell names (e.g. {', '.join(dup[:3])}); "
-            "cell names must be unique (anndata's obs_names_make_unique() can fix them)"
-        )
-
-
-def _kind_of_name(name: str, types: Optional[np.ndarray], overrides: dict[str, str]) -> Optional[str]:
-    if name in overrides:
-        return overrides[name]
-    kind = modality_kind(name)
-    if kind is None and types is not None and len(set(types)) == 1:
-        kind = modality_kind(str(types[0]))
-    return kind
-
-
-def _unknown_kind(name: str) -> InputError:
-    return InputError(
-        f"cannot tell what kind of data modality '{name}' holds (rna, atac or adt). "
-        f"Say it in runner_config.yaml, e.g.  modalities: {{{name}: rna}}"
-    )
-
-
-class _Inspector:
-    def __init__(self, path: Path, handle: h5py.File, overrides: dict[str, str], counts_layer, cache_entry: dict):
-        self.path = path
-        self.handle = handle
-        self.overrides = overrides
-        self.counts_layer = counts_layer
-        self.scans: dict = cache_entry.setdefault("scans", {})
-
-    def requested_layer(self, modality: str) -> Optional[str]:
-        if isinstance(self.counts_layer, dict):
-            return self.counts_layer.get(modality)
-        return self.counts_layer
-
-    def counts_of(self, source: counts_mod.Source, where: str) -> Optional[str]:
-        scans = self.scans.setdefault(f"{source.group}|{source.name if source.columns else ''}", {})
-        location = counts_mod.locate(self.handle, source, where, self.requested_layer(source.name), scans)
-        if location is None:
-            self._check_expression(source, where, scans)
-        return location
-
-    def _check_expression(self, source: counts_mod.Source, where: str, scans: dict) -> None:
-        """Without counts, methods read X as it is: it must at least hold finite numbers."""
-        facts = scans.get("X")
-        if facts is None:
-            node = counts_mod.matrix_node(self.handle, source, "X")
-            facts = scans["X"] = counts_mod.scan(node, source.mask())
-        if not facts.get("numeric"):
-            raise InputError(f"{where}: X holds {facts.get('dtype')} values, not numbers")
-        if not facts.get("finite"):
-            raise InputError(f"{where}: X contains NaN or infinite values; the data must be finite numbers")
-
-    # ---------------------------------------------------------------- formats
-
-    def h5mu(self):
-        handle, path = self.handle, self.path
-        if "mod" not in handle or len(handle["mod"]) == 0:
-            raise InputError(f"{path} holds no modalities (no /mod group): is it a MuData file?")
-        modalities, names_by_mod, counts = {}, {}, {}
-        for name in handle["mod"]:
-            group = handle["mod"][name]
-            where = f"{path} modality '{name}'"
-            modality, names = self._anndata_modality(name, group, where)
-            counts[name] = self.counts_of(counts_mod.Source(name, group.name), where)
-            modalities[name], names_by_mod[name] = modality, names
-        shared = set.intersection(*(set(n) for n in names_by_mod.values()))
-        if not shared:
-            raise InputError(
-                f"{path}: no cell is shared by all modalities ({', '.join(names_by_mod)}); "
-                "paired methods need the same cells measured in every modality"
-            )
-        union = set.union(*(set(n) for n in names_by_mod.values()))
-        if len(shared) != len(union):
-            raise InputError(
-                f"{path}: only {len(shared)} of {len(union)} cells are present in every modality; "
-                "keep the shared cells first (muon: mu.pp.intersect_obs(mdata))"
-            )
-        obs_names = h5.obs_names(handle, str(path))
-        _duplicates(obs_names, str(path))
-        if set(obs_names) != shared:
-            raise InputError(f"{path}: the global obs does not list the modalities' cells; rewrite it with mdata.update()")
-        return modalities, obs_names, h5.obs_columns(handle), counts, None
-
-    def _anndata_modality(self, name: str, group: h5py.Group, where: str):
-        if "X" not in group:
-            raise InputError(f"{where} has no data matrix 'X'")
-        n_obs, n_vars = h5.matrix_shape(group["X"], where)
-        names = h5.obs_names(group, where)
-        if n_obs == 0 or len(names) == 0:
-            raise InputError(f"{where} has no cells")
-        if n_vars == 0:
-            raise InputError(f"{where} has no features")
-        _duplicates(names, where)
-        kind = _kind_of_name(name, h5.var_column(group, FEATURE_TYPES), self.overrides)
-        if kind is None:
-            raise _unknown_kind(name)
-        return Modality(name, kind, n_obs, n_vars), names
-
-    def h5ad(self):
-        handle, path = self.handle, self.path
-        if "X" not in handle:
-            raise InputError(f"{path} has no data matrix 'X'")
-        types = h5.var_column(handle, FEATURE_TYPES)
-        groups = self._feature_groups(types)
-        if len(groups) <= 1:
-            name = self._single_name(types)
-            modality, names = self._anndata_modality(name, handle, str(path))
-            counts = {name: self.counts_of(counts_mod.Source(name, "/"), str(path))}
-            return {name: modality}, names, h5.obs_columns(handle), counts, None
-        obs_names = h5.obs_names(handle, str(path))
-        if not obs_names:
-            raise InputError(f"{path} has no cells")
-        _duplicates(obs_names, str(path))
-        modalities, _ = self._split(groups, types, "/", obs_names)
-        counts, split = self._split_counts(groups, types, "/")
-        return modalities, obs_names, h5.obs_columns(handle), counts, split
-
-    def _single_name(self, types: Optional[np.ndarray]) -> str:
-        """A single-modality file's modality: named in the config, told by var['feature_types'], else RNA."""
-        if len(self.overrides) == 1:
-            return next(iter(self.overrides))
-        if types is not None and len(set(types)) == 1 and modality_kind(str(types[0])):
-            return modality_kind(str(types[0]))
-        return "rna"
-
-    def _feature_groups(self, types: Optional[np.ndarray]) -> dict[str, str]:
-        """Feature type -> modality name, for a file whose features are of several types."""
-        if types is None:
-            return {}
-        present = list(dict.fromkeys(str(t) for t in types))
-        if len(present) <= 1:
-            return {}
-        groups = {}
-        for feature_type in present:
-            kind = self.overrides.get(feature_type) or modality_kind(feature_type)
-            if kind is None:
-                raise InputError(
-                    f"{self.path}: var['feature_types'] includes {feature_type!r}, which multiverse does not know "
-                    f"(known: Gene Expression, Peaks, Antibody Capture). Say what it is in runner_config.yaml, "
-                    f"e.g.  modalities: {{'{feature_type}': adt}}"
-                )
-            name = kind if kind not in groups.values() else f"{kind}_{len(groups)}"
-            groups[feature_type] = name
-        return groups
-
-    def _split(self, groups: dict[str, str], types: np.ndarray, _group: str, obs_names: list[str]):
-        modalities = {}
-        for feature_type, name in groups.items():
-            n_vars = int((types == feature_type).sum())
-            kind = self.overrides.get(name) or self.overrides.get(feature_type) or modality_kind(feature_type)
-            modalities[name] = Modality(name, kind, len(obs_names), n_vars)
-        return modalities, obs_names
-
-    def _split_counts(self, groups: dict[str, str], types: np.ndarray, group: str):
-        counts, split = {}, {}
-        for feature_type, name in groups.items():
-            source = counts_mod.Source(name, group, counts_mod.Source.packed(types == feature_type))
-            located = self.counts_of(source, f"{self.path} ({feature_type} features)")
-            # The conversion writes each modality's counts (if any) as its X.
-            counts[name] = "X" if located else None
-            split[name] = {"feature_type": feature_type, "counts": located}
-        return counts, split
-
-    def tenx(self):
-        handle, path = self.handle, self.path
-        matrix = handle["matrix"]
-        barcodes = [b.decode() if isinstance(b, bytes) else str(b) for b in matrix["barcodes"][:]]
-        if not barcodes:
-            raise InputError(f"{path} has no cells (barcodes)")
-        _duplicates(barcodes, str(path))
-        types = np.asarray(matrix["features"]["feature_type"][:]).astype(str)
-        groups = self._feature_groups(types) or {str(types[0]): modality_kind(str(types[0])) or "rna"}
-        modalities, _ = self._split(groups, types, "/matrix", barcodes)
-        counts, split = {}, {}
-        for feature_type, name in groups.items():
-            source = counts_mod.Source(name, "/matrix", counts_mod.Source.packed(types == feature_type))
-            key = f"/matrix|{feature_type}"
-            scans = self.scans.setdefault(key, {})
-            if "X" not in scans:
-                scans["X"] = counts_mod.scan(matrix, source.mask())
-            why = counts_mod.problem(scans["X"])
-            if why:
-                raise InputError(f"{path} ({feature_type} features): the matrix {why}; a Cell Ranger matrix holds counts")
-            counts[name] = "X"
-            split[name] = {"feature_type": feature_type, "counts": "X"}
-        return modalities, barcodes, (), counts, split
+    return layout.cell_names(Path(path), "h5mu")
 
 
 def inspect_input(
@@ -294,7 +116,10 @@ def inspect_input(
     counts_layer: Union[str, dict, None] = None,
     cache: Optional[InputCache] = None,
 ) -> InputData:
-    """Check the input file and summarise it; raises InputError saying what is wrong."""
+    """Check the input file and summarise it; raises InputError saying what is wrong.
+
+    A file already inspected (same path, size, modification time and inode) with the same
+    modality kinds and counts layer is not read again: its summary comes from the cache."""
     overrides = modality_kinds or {}
     path = Path(path)
     if not path.exists():
@@ -305,23 +130,21 @@ def inspect_input(
         raise InputError(
             f"input must be a .h5mu (paired modalities), a .h5ad or a Cell Ranger (ARC) .h5 file, got: {path.name}"
         )
-    if not h5py.is_hdf5(path):
-        raise InputError(f"{path} is not an HDF5 file: it is not .h5mu/.h5ad/.h5 data, or it is corrupt or truncated")
     cache = cache or InputCache()
     identity = file_identity(path)
     entry = cache.get(identity)
+    question = json.dumps([INSPECTION_VERSION, overrides, counts_layer], sort_keys=True)
+    known = entry.get("inspections", {}).get(question)
+    if known and known.get("sha256") == entry.get("sha256"):
+        return _from_cache(path, known)
+
+    from multiverse.inputs import layout  # h5py: only when the file must be read
+
+    if not layout.is_hdf5(path):
+        raise InputError(f"{path} is not an HDF5 file: it is not .h5mu/.h5ad/.h5 data, or it is corrupt or truncated")
     before = repr(entry.get("scans"))
     try:
-        with h5py.File(path, "r") as handle:
-            inspector = _Inspector(path, handle, overrides, counts_layer, entry)
-            if h5.is_10x_h5(handle):
-                fmt, parts = "10x-h5", inspector.tenx()
-            elif path.suffix == ".h5mu":
-                fmt, parts = "h5mu", inspector.h5mu()
-            elif path.suffix == ".h5ad" or "X" in handle:
-                fmt, parts = "h5ad", inspector.h5ad()
-            else:
-                raise InputError(f"{path} is neither an AnnData/MuData file nor a Cell Ranger feature-barcode matrix")
+        fmt, parts = layout.read(path, overrides, counts_layer, entry)
     except InputError:
         cache.update(identity, scans=entry.get("scans", {}))  # what was learnt stays learnt
         raise
@@ -331,13 +154,40 @@ def inspect_input(
     if repr(entry.get("scans")) != before:
         cache.update(identity, scans=entry["scans"])
     sha256 = cache.remembered(identity, "sha256", lambda: sha256_of(path))
-    return InputData(
+    names = tuple(obs_names)
+    data = InputData(
         path=path.resolve(),
         format=fmt,
-        obs_names=tuple(obs_names),
+        n_obs=len(names),
+        cells_sha256=_names_sha256(names),
         modalities=modalities,
         obs_columns=tuple(obs_columns),
         sha256=sha256,
         counts=counts,
         split=split,
+        _names=[names],
+    )
+    cache.update(identity, inspections={**cache.get(identity).get("inspections", {}), question: _to_cache(data)})
+    return data
+
+
+def _to_cache(data: InputData) -> dict:
+    return {
+        "format": data.format, "n_obs": data.n_obs, "cells_sha256": data.cells_sha256, "sha256": data.sha256,
+        "modalities": {n: [m.kind, m.n_obs, m.n_vars] for n, m in data.modalities.items()},
+        "obs_columns": list(data.obs_columns), "counts": data.counts, "split": data.split,
+    }
+
+
+def _from_cache(path: Path, known: dict) -> InputData:
+    return InputData(
+        path=path.resolve(),
+        format=known["format"],
+        n_obs=known["n_obs"],
+        cells_sha256=known["cells_sha256"],
+        modalities={n: Modality(n, kind, n_obs, n_vars) for n, (kind, n_obs, n_vars) in known["modalities"].items()},
+        obs_columns=tuple(known["obs_columns"]),
+        sha256=known["sha256"],
+        counts=known["counts"],
+        split=known["split"],
     )

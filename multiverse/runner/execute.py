@@ -27,7 +27,7 @@ from multiverse.runner.provenance import Manifest, job_record, normalised, read_
 from multiverse.runner.results import JobResult, Status
 from multiverse.runner.store import OUTPUT, PROVENANCE_FILE, ResultStore
 from multiverse.runner.untrusted import UnsafeTree, check_tree
-from multiverse.runner.validate import InvalidOutput, validate_output
+from multiverse.runner.validate import InvalidOutput, prepare, validate_output
 
 log = logging.getLogger("multiverse.runner")
 
@@ -80,6 +80,7 @@ class Execution:
         self.store = ResultStore(plan.output_root, plan.run_id)
         self.manifest: Manifest | None = None
         self._manifest_lock = threading.Lock()
+        self._first_start = threading.Event()
 
     def run(self) -> list[JobResult]:
         with self.store.locked():
@@ -93,16 +94,31 @@ class Execution:
                     ensure_converted(dataset.input, self.backend, self.store, self.cancel,
                                      lambda text, name=dataset.name: self.reporter.note(f"convert {name} | {text}"))
                 self.manifest = Manifest(self.plan, self.backend.describe())
+                threading.Thread(target=self._prepare_validation, name="prepare-validation", daemon=True).start()
                 try:
                     with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="job") as pool:
                         return list(pool.map(self.run_job, self.plan.jobs))
                 finally:
                     self.manifest.finish()
 
+    def _prepare_validation(self) -> None:
+        """Once the first container runs, read what validating its output needs (h5py, the inputs'
+        cell names) while it works, rather than after it exits: a short job's result is then
+        ready sooner. Anything that fails here is simply done again, and reported, by validation."""
+        self._first_start.wait()
+        try:
+            prepare()
+            for dataset in self.plan.datasets.values():
+                dataset.input.obs_names  # noqa: B018 - read and kept for validation
+        except Exception:  # noqa: BLE001
+            pass
+
     def run_job(self, job: Job) -> JobResult:
         result = JobResult(name=job.name, method=job.method, status=Status.INTERRUPTED, image=job.image,
                            backend=self.backend.name)
         key: dict = {}
+        if job.not_applicable or self.cancel.is_set():
+            self._first_start.set()  # no container comes: nothing to wait for
         if job.not_applicable:
             result.status, result.reason = Status.NOT_APPLICABLE, f"not run: {job.not_applicable}"
         elif self.cancel.is_set():
@@ -164,7 +180,7 @@ class Execution:
         outcome = ContainerOutcome()
         try:
             self.reporter.started(job)
-            outcome = self.backend.run(spec, self.cancel, lambda text: self.reporter.line(job, text))
+            outcome = self.backend.run(spec, self.cancel, lambda text: self._line(job, text))
             result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 2)
             result.log_tail = outcome.log_tail
             result.status, result.reason = classify(job, outcome)
@@ -180,6 +196,10 @@ class Execution:
         record["run_id"] = self.plan.run_id
         result.output_dir = self.store.promote(job.output_dir, staging, record)
         self.store.clear_failed(job.name)
+
+    def _line(self, job: Job, text: str) -> None:
+        self._first_start.set()  # the container has started: it writes its log
+        self.reporter.line(job, text)
 
     def _check(self, job: Job, output, outcome: ContainerOutcome, result: JobResult) -> None:
         """The tree check (always: a failed container's folder is kept too), then validation of a success."""

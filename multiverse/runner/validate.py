@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from multiverse_methods import protocol
 
 REQUIRED_METRICS = ("runtime_s", "peak_memory_mb", "params", "versions")
@@ -72,7 +70,16 @@ def _read_embeddings(path: Path):
     return names, embedding, echoed
 
 
+def prepare() -> None:
+    """Import what validation reads files with (numpy, h5py: 0.1-0.2 s), e.g. while a container
+    runs, so that a finished job is validated without that wait. Validation works without it."""
+    import h5py  # noqa: F401
+    import numpy  # noqa: F401
+
+
 def _check_embeddings(path: Path, obs_names: tuple[str, ...], params: dict) -> None:
+    import numpy as np
+
     try:
         names, embedding, echoed = _read_embeddings(path)
     except InvalidOutput:

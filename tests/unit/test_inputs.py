@@ -118,3 +118,28 @@ def test_the_scan_and_checksum_are_remembered_and_forgotten_when_the_file_change
         handle.write(bytes([last[0] ^ 1]))
     changed = inspect_input(path, cache=cache)
     assert len(calls) > scans and changed.sha256 != first.sha256
+
+
+def test_a_file_inspected_before_is_not_read_again_until_it_or_the_question_changes(tmp_path, cache, monkeypatch):
+    """A rerun on a multi-GB input starts without opening it: the summary, and the cells' checksum
+    the resume key needs, come from the cache; the cell names are read only when validation needs them."""
+    import os
+    import shutil
+
+    from multiverse.inputs import layout
+
+    path = shutil.copy(real_data(MULTIOME), tmp_path / "copy.h5mu")
+    first = inspect_input(path, cache=cache)
+    reads = []
+    real_read = layout.read
+    monkeypatch.setattr(layout, "read", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+
+    again = inspect_input(path, cache=cache)
+    assert reads == [] and again == first
+    assert again.obs_names == first.obs_names and again.cells_sha256 == first.cells_sha256
+
+    inspect_input(path, {"rna": "rna", "atac": "atac"}, cache=cache)  # another question: read again
+    assert reads == [1]
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # the file changed
+    inspect_input(path, cache=cache)
+    assert reads == [1, 1]
