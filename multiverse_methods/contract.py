@@ -218,14 +218,23 @@ def _shape(node) -> tuple:
     return tuple(int(v) for v in attrs.get("shape", attrs.get("h5sparse_shape", ())))
 
 
+#: Stored values looked at to tell counts (non-negative whole numbers) from normalised data.
+INTEGRAL_SAMPLE = 1_000_000
+
+
+def looks_integral(values) -> bool:
+    """Whether the first stored values are non-negative whole numbers, i.e. look like counts."""
+    values = np.asarray(values[:INTEGRAL_SAMPLE])
+    return bool(np.all(values >= 0) and np.all(np.equal(np.mod(values, 1), 0)))
+
+
 def _integral_start(node) -> bool:
-    """Whether the first stored values of a matrix are non-negative integers (as ``preprocess`` tests .X)."""
+    """``looks_integral`` of a stored matrix, read from the file (dense: its first rows)."""
     import h5py
 
-    values = node[: max(1, 1_000_000 // max(1, node.shape[1]))] if isinstance(node, h5py.Dataset) \
-        else node["data"][:1_000_000]
-    values = np.asarray(values)
-    return bool(np.all(values >= 0) and np.all(np.equal(np.mod(values, 1), 0)))
+    if isinstance(node, h5py.Dataset):
+        return looks_integral(node[: max(1, INTEGRAL_SAMPLE // max(1, node.shape[1]))].ravel())
+    return looks_integral(node["data"][:INTEGRAL_SAMPLE])
 
 
 def _matrix_location(group, location, has_counts_map: bool) -> tuple[str | None, bool]:

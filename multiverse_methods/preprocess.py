@@ -20,13 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from multiverse_methods.contract import InMemoryMatrix, NotApplicable
+from multiverse_methods.contract import InMemoryMatrix, NotApplicable, looks_integral
 
 
 def _is_integral(x) -> bool:
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    sample = values[: 1_000_000]
-    return bool(np.all(sample >= 0) and np.all(np.equal(np.mod(sample, 1), 0)))
+    return looks_integral(x.data if sp.issparse(x) else np.asarray(x).ravel())
 
 
 def _no_counts(name: str) -> NotApplicable:
@@ -236,8 +234,12 @@ def top_frequent(x, n: int, among=None) -> np.ndarray:
     among = _among(x, among)
     if n <= 0 or n >= among.size:
         return among
-    detected = nonzero_per_feature(x)[among]
-    return among[np.sort(np.argsort(-detected, kind="stable")[:n])]
+    return _most_detected(nonzero_per_feature(x), n, among)
+
+
+def _most_detected(detected: np.ndarray, n: int, among: np.ndarray) -> np.ndarray:
+    """The n of ``among`` detected in the most cells, in column order (ties: the first columns)."""
+    return among[np.sort(np.argsort(-detected[among], kind="stable")[:n])]
 
 
 def select_features(x, kind: str, n_top_genes: int, n_top_peaks: int, among=None) -> np.ndarray:
@@ -325,7 +327,7 @@ def select(matrix, kind: str, n_top_genes: int, n_top_peaks: int, name: str = ""
     if matrix.is_counts and kind == "rna" and 0 < n_top_genes < nonempty.size:
         keep = _top_dispersion(*stats.lognorm_mean_var(), n_top_genes, nonempty)
     elif matrix.is_counts and kind == "atac" and 0 < n_top_peaks < nonempty.size:
-        keep = nonempty[np.sort(np.argsort(-stats.nonzero[nonempty], kind="stable")[:n_top_peaks])]
+        keep = _most_detected(stats.nonzero, n_top_peaks, nonempty)
     return keep, stats
 
 
