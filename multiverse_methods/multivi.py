@@ -57,20 +57,28 @@ def _threads() -> int:
         return 1
 
 
-def count_modality(matrix, var_names, name: str, min_cells: int):
+def count_modality(matrix, var_names, name: str, min_cells: int, compact: bool = True):
     """An AnnData of the raw counts of one modality (``Dataset.matrix``), reduced to the features
-    seen in min_cells cells; read block by block, so only those features are ever held whole."""
+    seen in min_cells cells; read block by block, so only those features are ever held whole.
+    ``compact``: held in the narrowest integer type that fits them (``preprocess.counts_dtype``)."""
     import anndata
 
     preprocess.require_counts(matrix, name)
-    detected = preprocess.scan(matrix, "", name, lognorm=False).nonzero  # also refuses negative counts
-    keep = np.flatnonzero(detected >= min_cells)
+    stats = preprocess.scan(matrix, "", name, lognorm=False)  # also refuses negative counts
+    keep = np.flatnonzero(stats.nonzero >= min_cells)
     if keep.size == 0:
         raise NotApplicable(f"modality '{name}': no feature is detected in {min_cells} or more cells")
-    out = anndata.AnnData(X=preprocess.selected_raw(matrix, keep))
+    # Held compact; scvi-tools' loader makes each mini-batch float32 (AnnTorchDataset).
+    dtype = preprocess.counts_dtype(stats.max_value) if compact else np.float32
+    out = anndata.AnnData(X=preprocess.selected_raw(matrix, keep, dtype, name))
     out.var_names = [f"{name}:{v}" for v in np.asarray(var_names.astype(str))[keep]]
-    log.info("%s: %d of %d features detected in >= %d cells", name, keep.size, matrix.shape[1], min_cells)
+    log.info("%s: %d of %d features detected in >= %d cells (%s counts, %.2f GB)", name, keep.size,
+             matrix.shape[1], min_cells, np.dtype(dtype).name, _nbytes(out.X) / 1e9)
     return out
+
+
+def _nbytes(x) -> int:
+    return x.data.nbytes + x.indices.nbytes + x.indptr.nbytes
 
 
 def build_mudata(data: Dataset, params: MultiviParams):
@@ -94,7 +102,10 @@ def build_mudata(data: Dataset, params: MultiviParams):
     for kind in ("rna", "atac", "adt"):  # MultiVI's own order: rna, atac, protein
         if kind in by_kind:
             name = by_kind[kind]
-            ad = count_modality(data.matrix(name), data.modalities[name].var_names, name, min_cells)
+            # Proteins stay float32: scvi-tools fits their background prior on the whole matrix
+            # (numpy would take log1p of uint8 in float16); they are few anyway.
+            ad = count_modality(data.matrix(name), data.modalities[name].var_names, name, min_cells,
+                                compact=kind != "adt")
             data.release(name)  # its detected features are all MultiVI needs
             ad.obs_names = obs_names
             mods[by_kind[kind]] = ad

@@ -39,11 +39,13 @@ def _counts_of(data: Dataset, params: CoboltParams) -> dict:
     matrices = {}
     for name in data.modalities:
         matrix = preprocess.require_counts(data.matrix(name), name)
-        keep, _ = preprocess.select(matrix, data.kinds[name], params.n_top_genes, params.n_top_peaks, name)
+        keep, stats = preprocess.select(matrix, data.kinds[name], params.n_top_genes, params.n_top_peaks, name)
         if keep.size == 0:
             raise NotApplicable(f"modality '{name}' has no feature with a non-zero count")
-        x = preprocess.selected_raw(matrix, keep)
-        log.info("%s (%s): %d of %d features used", name, data.kinds[name], x.shape[1], matrix.shape[1])
+        # Held compact; CountRows makes each mini-batch float32.
+        x = preprocess.selected_raw(matrix, keep, preprocess.counts_dtype(stats.max_value), name)
+        log.info("%s (%s): %d of %d features used (%s counts)", name, data.kinds[name], x.shape[1],
+                 matrix.shape[1], x.dtype.name)
         data.release(name)  # the selected counts are all Cobolt needs
         matrices[name] = x
     return matrices

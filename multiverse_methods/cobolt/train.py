@@ -41,14 +41,14 @@ class CountRows:
             self.data = {
                 n: torch.from_numpy(np.asarray(_toarray(x), dtype=np.float32)) for n, x in matrices.items()
             }
-        else:
-            self.data = {n: sp.csr_matrix(x, dtype=np.float32) for n, x in matrices.items()}
+        else:  # as given (e.g. compact uint8 counts): only a mini-batch is float32 at a time
+            self.data = {n: sp.csr_matrix(x) for n, x in matrices.items()}
 
     def rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.dense:
             return {n: x[index] for n, x in self.data.items()}
         idx = index.numpy()
-        return {n: torch.from_numpy(x[idx].toarray()) for n, x in self.data.items()}
+        return {n: torch.from_numpy(x[idx].toarray().astype(np.float32, copy=False)) for n, x in self.data.items()}
 
 
 def _toarray(x):

@@ -133,6 +133,19 @@ def test_multivi_and_cobolt_take_the_counts_they_keep_as_reading_them_whole_give
         assert list(ad_.var_names) == [f"{name}:{v}" for v in whole.modalities[name].var_names[detected >= 20]]
         keep = preprocess.select_features(x, kind, N_GENES, N_PEAKS, among=np.flatnonzero(detected > 0))
         np.testing.assert_array_equal(chosen[name].toarray(), x[:, keep].toarray(), err_msg=name)
+        assert chosen[name].dtype == np.uint8 and ad_.X.dtype == np.uint8, "counts up to 200 are held as uint8"
+
+
+def test_counts_are_held_in_the_narrowest_type_that_holds_them_exactly(tmp_path):
+    assert [preprocess.counts_dtype(v) for v in (0, 255, 256, 65535, 65536)] == \
+        [np.uint8, np.uint8, np.uint16, np.uint16, np.float32]
+    x = sp.csr_matrix(np.array([[0, 300.0], [2.0, 70000.0]], dtype=np.float32))
+    for dtype in (np.uint16, np.float32):
+        y = preprocess.selected_raw(contract.InMemoryMatrix(x, True), np.array([0]), dtype, "rna")
+        assert y.dtype == dtype and y.toarray().ravel().tolist() == [0, 2]
+    halves = contract.InMemoryMatrix(sp.csr_matrix(np.array([[0.5, 1.0]], dtype=np.float32)), True)
+    with pytest.raises(NotApplicable, match="modality 'rna': its counts are not all whole numbers"):
+        preprocess.selected_raw(halves, np.array([0, 1]), np.uint8, "rna")
 
 
 def test_multivi_and_cobolt_refuse_a_modality_without_counts(h5mu):

@@ -387,3 +387,20 @@ def test_a_modality_without_counts_is_not_applicable(small):
     data = Dataset(modalities={"rna": normalised}, kinds={"rna": "rna"}, obs=small.obs)
     with pytest.raises(NotApplicable, match="no raw counts"):
         cobolt.fit(data, CoboltParams(n_epochs=1))
+
+
+def test_compact_sparse_counts_give_the_mini_batches_of_dense_float32_ones():
+    """Large inputs stay sparse and compact (uint8 counts); each mini-batch is the float32 the model
+    would have seen from the dense matrix."""
+    import scipy.sparse as sp
+
+    from multiverse_methods.cobolt.train import CountRows
+
+    rng = np.random.default_rng(0)
+    rna = rng.poisson(3.0, (50, 20)).astype(np.float32)
+    dense = CountRows({"rna": rna})
+    compact = CountRows({"rna": sp.csr_matrix(rna.astype(np.uint8))}, dense_limit_bytes=0)
+    assert dense.dense and not compact.dense and compact.data["rna"].dtype == np.uint8
+    index = torch.tensor([3, 0, 49, 7])
+    got, expected = compact.rows(index)["rna"], dense.rows(index)["rna"]
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
