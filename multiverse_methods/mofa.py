@@ -97,9 +97,9 @@ def prepare_view(matrix, var_names, name: str, kind: str, likelihood: str, param
     var_names = np.asarray(var_names.astype(str))[keep]
 
     if likelihood == "bernoulli":  # ATAC: open (any non-zero value) or not
-        y = (preprocess.selected_raw(matrix, keep) != 0).astype(np.float64)
+        y = (preprocess.selected_raw(matrix, keep, stats=stats) != 0).astype(np.float64)
     elif likelihood == "poisson":  # RNA: the counts themselves
-        y = preprocess.selected_raw(matrix, keep)
+        y = preprocess.selected_raw(matrix, keep, stats=stats)
     else:  # gaussian on the normalisation suited to the kind, computed on every feature, then selected
         y, _ = preprocess.selected_normalized(matrix, kind, params.n_top_genes, params.n_top_peaks, name,
                                               chosen=(keep, stats))

@@ -70,7 +70,7 @@ def count_modality(matrix, var_names, name: str, min_cells: int, compact: bool =
         raise NotApplicable(f"modality '{name}': no feature is detected in {min_cells} or more cells")
     # Held compact; scvi-tools' loader makes each mini-batch float32 (AnnTorchDataset).
     dtype = preprocess.counts_dtype(stats.max_value) if compact else np.float32
-    out = anndata.AnnData(X=preprocess.selected_raw(matrix, keep, dtype, name))
+    out = anndata.AnnData(X=preprocess.selected_raw(matrix, keep, dtype, name, stats))
     out.var_names = [f"{name}:{v}" for v in np.asarray(var_names.astype(str))[keep]]
     log.info("%s: %d of %d features detected in >= %d cells (%s counts, %.2f GB)", name, keep.size,
              matrix.shape[1], min_cells, np.dtype(dtype).name, _nbytes(out.X) / 1e9)

@@ -379,12 +379,37 @@ def _as_type(block: sp.csr_matrix, dtype, name: str) -> sp.csr_matrix:
     return sp.csr_matrix((values, block.indices, block.indptr), shape=block.shape)
 
 
-def selected_raw(matrix, keep: np.ndarray, dtype=np.float32, name: str = "") -> sp.csr_matrix:
+def selected_raw(matrix, keep: np.ndarray, dtype=np.float32, name: str = "", stats: FeatureScan | None = None):
     """The columns ``keep`` of a matrix as stored (counts, or .X), read block by block: a CSR of
-    ``dtype`` (float32, or a ``counts_dtype`` for counts) in the Dataset's cell order."""
-    parts = [_as_type(block[:, keep], dtype, name) for _, block in matrix.blocks()]
-    y = _stack_rows(parts, len(keep), dtype)
+    ``dtype`` (float32, or a ``counts_dtype`` for counts) in the Dataset's cell order.
+
+    With the matrix's ``stats`` the result's size is known before reading, and each block is
+    written straight into it: nothing but the result and one block is ever held (gathering the
+    blocks first held twice the result at the end, and the allocator did not give it all back)."""
+    if stats is None:
+        y = _stack_rows([_as_type(block[:, keep], dtype, name) for _, block in matrix.blocks()], len(keep), dtype)
+    else:
+        y = _fill_rows(matrix, keep, dtype, name, int(stats.stored[keep].sum()))
     return y if matrix.order is None else y[matrix.order]
+
+
+def _fill_rows(matrix, keep: np.ndarray, dtype, name: str, nnz: int) -> sp.csr_matrix:
+    n_rows = matrix.shape[0]
+    data = np.empty(nnz, dtype=dtype)
+    indices = np.empty(nnz, dtype=np.int32 if len(keep) < 2**31 else np.int64)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    at = 0
+    for start, block in matrix.blocks():
+        part = _as_type(block[:, keep], dtype, name)
+        if at + part.nnz > nnz:
+            raise RuntimeError(f"modality '{name}' changed while it was read: more values than its first pass found")
+        data[at:at + part.nnz] = part.data
+        indices[at:at + part.nnz] = part.indices
+        indptr[start + 1:start + part.shape[0] + 1] = part.indptr[1:] + at
+        at += part.nnz
+    if at != nnz:
+        raise RuntimeError(f"modality '{name}' changed while it was read: fewer values than its first pass found")
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, len(keep)))
 
 
 def write_normalized(matrix, kind: str, keep: np.ndarray, stats: FeatureScan, out: np.ndarray) -> None:

@@ -43,7 +43,7 @@ def _counts_of(data: Dataset, params: CoboltParams) -> dict:
         if keep.size == 0:
             raise NotApplicable(f"modality '{name}' has no feature with a non-zero count")
         # Held compact; CountRows makes each mini-batch float32.
-        x = preprocess.selected_raw(matrix, keep, preprocess.counts_dtype(stats.max_value), name)
+        x = preprocess.selected_raw(matrix, keep, preprocess.counts_dtype(stats.max_value), name, stats)
         log.info("%s (%s): %d of %d features used (%s counts)", name, data.kinds[name], x.shape[1],
                  matrix.shape[1], x.dtype.name)
         data.release(name)  # the selected counts are all Cobolt needs
