@@ -404,3 +404,21 @@ def test_compact_sparse_counts_give_the_mini_batches_of_dense_float32_ones():
     index = torch.tensor([3, 0, 49, 7])
     got, expected = compact.rows(index)["rna"], dense.rows(index)["rna"]
     assert got.dtype == torch.float32 and torch.equal(got, expected)
+
+
+def test_the_embedding_is_made_in_chunks_sized_by_the_width_and_does_not_depend_on_them(monkeypatch):
+    """100,000 peaks x 4,096 cells would be 1.6 GB dense: embedding takes as many cells as fit
+    EMBED_VALUES at a time, without a graph for gradients, and gets the same means."""
+    from multiverse_methods.cobolt import train as train_mod
+    from multiverse_methods.cobolt.train import CountRows
+
+    torch.manual_seed(0)
+    model = Cobolt({"rna": 20, "atac": 30}, n_latent=3, hidden_dims=[8], n_batches=1)
+    rng = np.random.default_rng(0)
+    counts = CountRows({"rna": rng.poisson(3.0, (90, 20)), "atac": (rng.random((90, 30)) < 0.3) * 1.0})
+    whole = embed(model, counts)
+    seen, rows = [], counts.rows
+    monkeypatch.setattr(counts, "rows", lambda index: seen.append((len(index), torch.is_grad_enabled())) or rows(index))
+    monkeypatch.setattr(train_mod, "EMBED_VALUES", 50 * 20)  # 20 cells of 50 features
+    np.testing.assert_allclose(embed(model, counts), whole, rtol=1e-5, atol=1e-6)
+    assert [n for n, _ in seen] == [20, 20, 20, 20, 10] and not any(grad for _, grad in seen)
