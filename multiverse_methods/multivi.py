@@ -2,7 +2,8 @@
 
 The raw counts of every modality (``layers["counts"]``, or ``.X`` when it holds
 counts) are reduced to the features detected in at least
-``min_cells_fraction`` of the cells and put into a fresh MuData, which
+``min_cells_fraction`` of the cells, read block by block and held as compact
+integers (RNA, ATAC), and put into a fresh MuData, which
 ``MULTIVI.setup_mudata`` registers (RNA as ``rna_layer``, ATAC as
 ``atac_layer``, ADT as ``protein_layer``; scvi-tools 1.4 has no
 ``setup_anndata`` for MultiVI any more). The batch column, when the input has
