@@ -13,6 +13,10 @@ types (the report's ``ari_leiden``); one row per evaluation with its wall time.
 Writes a log-log PNG of time and memory against cells (needs matplotlib on the
 host: ``.venv/bin/pip install -e '.[bench]'``).
 
+With ``--native PYTHON`` it also runs PCA and MOFA+ at ``--native-cells`` (20,000)
+natively on the host beside their container (``bench/native_vs_container.py``:
+the same code, arguments and thread settings, alternated) and prints the ratios.
+
 Every measurement is appended to --out/results.jsonl; a measurement already there
 is not repeated (--force repeats it), so the benchmark can be run in parts:
 
@@ -42,6 +46,8 @@ MULTIVERSE = [sys.executable, "-m", "multiverse"]
 ALL_METHODS = ["pca", "mofa", "multivi", "mowgli", "cobolt", "control_random", "control_labels"]
 PRESETS = {"multiome": "multiome-50k", "cite": "cite-50k"}
 EVALUATION = "evaluation"
+#: results.jsonl rows of the native-against-container comparison (``--native``).
+NATIVE = "native"
 
 
 def dataset(data_dir: Path, preset: str, cells: int) -> Path:
@@ -202,13 +208,19 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="measure again what results.jsonl holds")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--plot", type=Path, help="PNG path (default: OUT/scaling.png)")
+    parser.add_argument("--native", metavar="PYTHON",
+                        help="also time PCA and MOFA+ run natively with this interpreter against their container "
+                             "(bench/native_vs_container.py says how to make it), at --native-cells")
+    parser.add_argument("--native-cells", type=int, default=20000)
+    parser.add_argument("--native-rounds", type=int, default=3)
+    parser.add_argument("--only-native", action="store_true", help="only the native comparison")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
     if not args.table_only:
-        done = {(r["preset"], r["cells"], r["method"]) for r in load_results(results)}
-        for cells in args.sizes:
+        done = {(r["preset"], r["cells"], r["method"]) for r in load_results(results) if r.get("kind") != NATIVE}
+        for cells in [] if args.only_native else args.sizes:
             for preset in args.presets:
                 data = dataset(args.data_dir, preset, cells)
                 out = args.out / f"{preset}-{cells}"
@@ -225,9 +237,42 @@ def main() -> None:
                     print(f"{preset} {cells:,} cells: evaluation of every result", flush=True)
                     row, ari = evaluate(out, args.eval_timeout, args.eval_memory)
                     record(results, {"preset": preset, "cells": cells, "method": EVALUATION, **row, "ari": ari})
-    rows = latest(load_results(results))
+        if args.native:
+            native(args, results)
+    everything = load_results(results)
+    rows = latest([r for r in everything if r.get("kind") != NATIVE])
     print(table(rows))
+    natives = [r for r in everything if r.get("kind") == NATIVE]
+    if natives:
+        print()
+        print(native_table(natives))
     plot(rows, args.plot or args.out / "scaling.png")
+
+
+def native(args, results: Path) -> None:
+    """PCA and MOFA+ natively against their container, at --native-cells of each preset (--config's parameters)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from native_vs_container import compare
+
+    for preset in args.presets:
+        data = dataset(args.data_dir, preset, args.native_cells)
+        for method in [m for m in ("pca", "mofa") if m in args.methods]:
+            print(f"{preset} {args.native_cells:,} cells: {method}, native against container", flush=True)
+            row = compare(data, method, args.native, args.native_rounds, args.config)
+            record(results, {"kind": NATIVE, "preset": preset, "cells": args.native_cells,
+                             "config": args.config.name if args.config else None, **row})
+
+
+def native_table(rows: list[dict]) -> str:
+    lines = ["| preset | cells | method | container (s) | native (s) | ratio | method's own time: container / native (s) | ratio |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} | {r['cells']:,} | {label(r)} | {r['container_wall_s']:.1f} | {r['native_wall_s']:.1f} | "
+            f"**{r['wall_ratio']:.3f}** | {r['container_runtime_s']:.1f} / {r['native_runtime_s']:.1f} | "
+            f"{r['runtime_ratio']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def latest(rows: list[dict]) -> list[dict]:

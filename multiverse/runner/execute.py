@@ -81,6 +81,7 @@ class Execution:
         self.manifest: Manifest | None = None
         self._manifest_lock = threading.Lock()
         self._first_start = threading.Event()
+        self._finished = False
 
     def run(self) -> list[JobResult]:
         with self.store.locked():
@@ -99,6 +100,8 @@ class Execution:
                     with ThreadPoolExecutor(max_workers=self.plan.parallel, thread_name_prefix="job") as pool:
                         return list(pool.map(self.run_job, self.plan.jobs))
                 finally:
+                    self._finished = True
+                    self._first_start.set()  # the preparing thread ends, if no container ever started
                     self.manifest.finish()
 
     def _prepare_validation(self) -> None:
@@ -106,6 +109,8 @@ class Execution:
         cell names) while it works, rather than after it exits: a short job's result is then
         ready sooner. Anything that fails here is simply done again, and reported, by validation."""
         self._first_start.wait()
+        if self._finished:
+            return
         try:
             prepare()
             for dataset in self.plan.datasets.values():

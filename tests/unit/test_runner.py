@@ -283,3 +283,18 @@ def test_converting_an_input_runs_under_the_watchdog_and_ctrl_c_there_is_an_inte
 
     assert guarded_at_start == [("convert-input", True)]
     assert stopped.value.exit_code == 130 and "no model was started" in stopped.value.message
+
+
+def test_what_validation_needs_is_read_while_a_container_runs_and_nothing_is_left_waiting(tmp_path, tiny_h5mu, catalog, backend):
+    """The input's cell names are read once the first container writes its log (a rerun does not
+    open the input before that); a run in which no container starts leaves no thread behind."""
+    models = {"a": faulty()}
+    first_plan = plan(tmp_path, tiny_h5mu, models, catalog)
+    assert [r.status for r in api.execute(first_plan, backend)] == [Status.OK]
+
+    again = plan(tmp_path, tiny_h5mu, models, catalog)
+    cached = next(iter(again.datasets.values())).input
+    assert cached._names == [], "the rerun's plan took the input's summary from the cache"
+    assert [r.status for r in api.execute(again, backend)] == [Status.CACHED]
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name == "prepare-validation"]
