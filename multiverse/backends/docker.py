@@ -39,6 +39,7 @@ from multiverse.backends.base import (
     LineCallback,
     split_lines,
 )
+from multiverse.backends.reaper import force_remove
 from multiverse.errors import EngineUnavailable, ImageMissing, InfrastructureError
 
 ENGINE_HELP = (
@@ -251,10 +252,13 @@ class DockerBackend:
             if pid and _alive(pid):
                 continue  # another multiverse run, still going
             try:
-                container.remove(force=True)
-                removed.append(container.labels.get(LABEL_JOB, container.short_id))
-            except docker.errors.NotFound:
-                pass
+                if force_remove(container):  # its own run's watchdog may be removing it too
+                    removed.append(container.labels.get(LABEL_JOB, container.short_id))
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                raise InfrastructureError(
+                    f"cannot remove the container {container.name} that an earlier, crashed run left on "
+                    f"{self.name}: {_reason(exc)}; remove it with `docker rm -f {container.name}`"
+                ) from None
         return removed
 
     def in_use(self) -> set[Path]:

@@ -61,19 +61,43 @@ class Watchdog:
         return False
 
 
-def sweep(client, run_id: str) -> list[str]:
-    """Remove every container of ``run_id``; returns their names."""
+#: Seconds a container that another process is removing gets to disappear.
+REMOVAL_WAIT_S = 15.0
+
+
+def force_remove(container, wait_s: float = REMOVAL_WAIT_S) -> bool:
+    """Remove ``container``, running or not; True once it is gone, False if it already was.
+
+    A dead run's containers have two removers racing: its reaper and the next run's
+    clean-up. The engine answers the loser 409 Conflict ("removal ... already in progress";
+    Podman words it its own way), which is not a failure as long as the container then goes."""
     import docker.errors
 
+    try:
+        container.remove(force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError:
+        end = time.monotonic() + wait_s
+        while True:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                return True
+            if time.monotonic() >= end:
+                raise
+            time.sleep(0.2)
+
+
+def sweep(client, run_id: str) -> list[str]:
+    """Remove every container of ``run_id``; returns their names."""
     from multiverse.backends.base import LABEL, LABEL_RUN
 
     removed = []
     for container in client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_RUN}={run_id}"]}):
-        try:
-            container.remove(force=True)
+        if force_remove(container):
             removed.append(container.name)
-        except docker.errors.NotFound:
-            pass
     return removed
 
 

@@ -69,7 +69,7 @@ def test_a_stopped_campaign_resumes_with_only_its_unfinished_jobs(campaign):
 
     manifest = json.loads((out / "manifest.json").read_text())
     statuses = {name: record["status"] for name, record in manifest["jobs"].items()}
-    assert len(statuses) == 20, statuses
+    assert len(statuses) == 20, (statuses, resumed.stdout[-3000:], resumed.stderr[-3000:])
     assert {n for n, s in statuses.items() if s == "cached"} == done_before
     assert statuses["cite/control_labels/seed-0"] == "not applicable"
     assert all(s in ("ok", "cached") for n, s in statuses.items() if not n.startswith("cite/control_labels")), statuses

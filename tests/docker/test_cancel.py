@@ -151,6 +151,40 @@ def test_a_new_run_removes_the_containers_a_dead_run_left_behind(engine, faulty_
     assert not engine.client.containers.list(all=True, filters={"id": container.id})
 
 
+def test_a_new_run_cleans_up_beside_the_watchdog_of_the_run_it_follows(engine, faulty_catalog):
+    """A campaign killed and started again at once: the dead run's watchdog and the new run's clean-up
+    remove the same containers at the same moment. The engine answers the slower of the two 409
+    Conflict; that must not stop the new run, and every container must still go."""
+    from multiverse.backends.reaper import sweep
+
+    for _ in range(5):
+        containers = [engine.client.containers.run(
+            image_of(FAULTY).tag, entrypoint=["sleep", "300"], detach=True, labels={
+                "io.multiverse": "1", "io.multiverse.model": f"orphan-{i}", "io.multiverse.run": "dead-run",
+                "io.multiverse.host": socket.gethostname(), "io.multiverse.pid": str(dead_pid()),
+            }) for i in range(3)]
+        start = threading.Barrier(3)
+        failures = []
+
+        def remove(how):
+            start.wait()
+            try:
+                how()
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                failures.append(exc)
+
+        removers = [threading.Thread(target=remove, args=(lambda: sweep(engine.client, "dead-run"),)) for _ in range(2)]
+        for thread in removers:
+            thread.start()
+        remove(engine.reap)
+        for thread in removers:
+            thread.join()
+
+        assert not failures, failures
+        assert not engine.client.containers.list(all=True, filters={"label": "io.multiverse.run=dead-run"})
+        assert all(c.id not in {x.id for x in engine.client.containers.list(all=True)} for c in containers)
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
