@@ -55,6 +55,8 @@ _WAIT_SLICE_S = 30
 _MEMORY_POLL_S = 1.0
 #: How long to wait after exit for the engine to finish storing a container's log.
 _LOG_SETTLE_S = 5.0
+#: Pause between the reads of a failed container's stored log, until two agree.
+_FAILURE_SETTLE_S = 0.3
 #: Output folder of every container, as the contract names it.
 _TMPFS = {"/tmp": "rw,exec,nosuid,nodev,mode=1777"}
 
@@ -244,20 +246,22 @@ class DockerBackend:
         removed = []
         filters = {"label": [f"{LABEL}=1", f"{LABEL_HOST}={socket.gethostname()}"]}
         try:
-            containers = self.client.containers.list(all=True, filters=filters)
+            # sparse: the list's own labels suffice (not sparse, the SDK inspects every container listed)
+            containers = self.client.containers.list(all=True, filters=filters, sparse=True)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise InfrastructureError(f"cannot list containers on {self.name}: {_reason(exc)}") from None
         for container in containers:
-            pid = int(container.labels.get(LABEL_PID, "0") or 0)
+            labels = container.attrs.get("Labels") or {}
+            pid = int(labels.get(LABEL_PID, "0") or 0)
             if pid and _alive(pid):
                 continue  # another multiverse run, still going
             try:
                 if force_remove(container):  # its own run's watchdog may be removing it too
-                    removed.append(container.labels.get(LABEL_JOB, container.short_id))
+                    removed.append(labels.get(LABEL_JOB, container.short_id))
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
                 raise InfrastructureError(
-                    f"cannot remove the container {container.name} that an earlier, crashed run left on "
-                    f"{self.name}: {_reason(exc)}; remove it with `docker rm -f {container.name}`"
+                    f"cannot remove the container {container.short_id} that an earlier, crashed run left on "
+                    f"{self.name}: {_reason(exc)}; remove it with `docker rm -f {container.short_id}`"
                 ) from None
         return removed
 
@@ -381,10 +385,10 @@ class _Watch:
         # OOM-kill counter, read while the container ran, tells for both engines.
         outcome.oom_killed = bool(state.get("OOMKilled")) or self.peak.oom_kills > 0
         outcome.peak_memory_bytes = self.peak.value
-        outcome.full_log, outcome.log_tail = self._final_log(reader)
+        outcome.full_log, outcome.log_tail = self._final_log(reader, settle=outcome.exit_code != 0)
         return outcome
 
-    def _final_log(self, reader: threading.Thread) -> tuple[str, list[str]]:
+    def _final_log(self, reader: threading.Thread, settle: bool = False) -> tuple[str, list[str]]:
         """The whole log, read once the engine has stored all of it.
 
         The engine reports the container as exited while its log copier may still be
@@ -403,6 +407,19 @@ class _Watch:
             if count_lines(full) >= self.streamed or time.monotonic() >= end:
                 break
             time.sleep(0.2)
+        if settle and full is not None:
+            # A failure's last lines are its reason, and under load they can reach the engine's
+            # store after the stream has ended (seen in CI: a crash's message missing from the
+            # reason). Read again until two reads agree; a success does not pay this wait.
+            while time.monotonic() < end:
+                time.sleep(_FAILURE_SETTLE_S)
+                try:
+                    again = self.container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+                except (docker.errors.APIError, requests.exceptions.RequestException):
+                    break
+                if again == full:
+                    break
+                full = again
         if full is None or count_lines(full) < self.streamed:
             return "\n".join(self.tail), list(self.tail)
         return full, full.rstrip("\n").split("\n")[-LOG_TAIL_LINES:]
